@@ -1,0 +1,36 @@
+"""Opening kombu connections, with broker errors translated to ours at the boundary."""
+
+from __future__ import annotations
+
+import socket
+
+import amqp.exceptions
+import kombu.exceptions
+from kombu.connection import Connection
+
+from mailfleet.shared.errors import BrokerUnavailable
+from mailfleet.shared.settings import Settings, redact_url
+
+# What a dead or unreachable connection raises, from kombu, py-amqp or the socket.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    kombu.exceptions.OperationalError,
+    amqp.exceptions.RecoverableConnectionError,
+    amqp.exceptions.ConnectionForced,
+    ConnectionError,
+    socket.timeout,
+    OSError,
+)
+
+
+def open_connection(settings: Settings, timeout: float = 5.0, retries: int = 3) -> Connection:
+    """A live connection to ``MAILFLEET_AMQP_URL``, or :class:`BrokerUnavailable` naming it."""
+    url = settings.amqp_url.get_secret_value()
+    connection = Connection(url, connect_timeout=timeout, heartbeat=0)
+    try:
+        connection.ensure_connection(max_retries=retries, interval_start=0.2, interval_step=0.5)
+    except CONNECTION_ERRORS as exc:
+        connection.release()
+        raise BrokerUnavailable(
+            f"cannot reach RabbitMQ at {redact_url(url)} (MAILFLEET_AMQP_URL): {exc}"
+        ) from exc
+    return connection

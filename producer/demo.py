@@ -1,0 +1,150 @@
+"""``mailfleet demo``: a whole fleet on this machine, end to end.
+
+Starts an SMTP sink in-process, declares a fresh namespace, starts worker *processes*
+(``mailfleet worker``: the producer never imports the worker), publishes sample emails
+with confirms, shows progress, reports, and removes the namespace again.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+import uuid
+
+import redis
+
+from mailfleet.producer.connection import open_connection
+from mailfleet.producer.publisher import Producer
+from mailfleet.producer.sink import SmtpSink
+from mailfleet.producer.topology import delete, queue_depths, topology_of
+from mailfleet.shared.errors import BrokerUnavailable
+from mailfleet.shared.job import EmailJob, Lane
+from mailfleet.shared.settings import Settings, redact_url
+
+_DOMAINS = ["example.com", "example.org", "example.net", "mail.test"]
+_TIMEOUT_PER_EMAIL = 0.05
+
+
+def sample_jobs(count: int) -> list[EmailJob]:
+    """``count`` varied jobs: mostly transactional, some bulk, a few with several recipients."""
+    jobs = []
+    for number in range(count):
+        lane = Lane.BULK if number % 4 == 3 else Lane.TRANSACTIONAL
+        to = [f"user{number}@{random.choice(_DOMAINS)}"]
+        jobs.append(
+            EmailJob.model_validate(
+                {
+                    "from": "Mailfleet Demo <demo@mailfleet.test>",
+                    "to": to,
+                    "subject": f"Demo email {number + 1} of {count}",
+                    "text": f"Hello!\n\nThis is demo email {number + 1}, sent through mailfleet.\n",
+                    "html": f"<p>Hello!</p><p>This is demo email <b>{number + 1}</b>.</p>",
+                    "lane": lane.value,
+                    "tags": {"campaign": "demo"},
+                }
+            )
+        )
+    return jobs
+
+
+def _check_services(settings: Settings) -> str | None:
+    """A message naming the service that cannot be reached, or None when both answer."""
+    try:
+        open_connection(settings, timeout=3.0, retries=0).release()
+    except BrokerUnavailable as exc:
+        return f"{exc}\n  start it with: rabbitmq-server -detached"
+    url = settings.redis_url.get_secret_value()
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3).ping()
+    except redis.exceptions.RedisError as exc:
+        return (
+            f"cannot reach Redis at {redact_url(url)} (MAILFLEET_REDIS_URL): {exc}\n"
+            "  start it with: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 "
+            '--save "" --appendonly no'
+        )
+    return None
+
+
+def _progress(sent: int, total: int, queued: int, rate: float) -> str:
+    width = 30
+    filled = int(width * sent / total) if total else width
+    return (
+        f"[{'#' * filled}{'.' * (width - filled)}] sent {sent}/{total}  "
+        f"in queue {queued}  {rate:7.1f}/s"
+    )
+
+
+def run(settings: Settings, *, emails: int, workers: int) -> int:
+    problem = _check_services(settings)
+    if problem:
+        print(f"mailfleet demo: {problem}", file=sys.stderr)
+        return 1
+    settings = settings.model_copy(update={"namespace": f"demo-{uuid.uuid4().hex[:8]}"})
+    topology = topology_of(settings)
+    with SmtpSink(keep_messages=False) as sink:
+        env = {
+            **os.environ,
+            "MAILFLEET_NAMESPACE": settings.namespace,
+            "MAILFLEET_SMTP_RELAYS": sink.url,
+            "MAILFLEET_METRICS_PORT": "0",
+            "MAILFLEET_LOG_LEVEL": "WARNING",
+        }
+        print(
+            f"demo: namespace {settings.namespace}, SMTP sink on {sink.url}, "
+            f"{workers} worker process(es), {emails} emails"
+        )
+        producer = Producer(settings)
+        processes = [
+            subprocess.Popen([sys.executable, "-m", "mailfleet.shared.cli", "worker"], env=env)
+            for _ in range(workers)
+        ]
+        try:
+            return _drive(settings, producer, sink, emails)
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.wait(timeout=settings.shutdown_grace + 5)
+            connection = open_connection(settings)
+            delete(connection, topology)
+            connection.release()
+            producer.close()
+
+
+def _drive(settings: Settings, producer: Producer, sink: SmtpSink, emails: int) -> int:
+    started = time.monotonic()
+    producer.publish_many(sample_jobs(emails))
+    published_s = time.monotonic() - started
+    print(
+        f"published {emails} jobs with publisher confirms in {published_s:.2f}s "
+        f"({emails / published_s:.0f}/s)"
+    )
+    connection = open_connection(settings)
+    lanes = [queue.name for queue in topology_of(settings).queues][:2]
+    deadline = time.monotonic() + 30 + emails * _TIMEOUT_PER_EMAIL
+    try:
+        while sink.count < emails and time.monotonic() < deadline:
+            time.sleep(0.5)
+            depths = queue_depths(connection, topology_of(settings))
+            queued = sum(depths[name][0] for name in lanes)
+            elapsed = time.monotonic() - started
+            line = _progress(sink.count, emails, queued, sink.count / elapsed)
+            print(
+                f"\r{line}" if sys.stdout.isatty() else line,
+                end="" if sys.stdout.isatty() else "\n",
+                flush=True,
+            )
+    finally:
+        connection.release()
+    elapsed = time.monotonic() - started
+    print()
+    delivered = sink.count
+    print(
+        f"report: published {emails}, delivered {delivered} in {elapsed:.1f}s "
+        f"({delivered / elapsed:.0f}/s end to end), missing {max(0, emails - delivered)}, "
+        f"extra {max(0, delivered - emails)}"
+    )
+    return 0 if delivered == emails else 1

@@ -1,0 +1,138 @@
+"""The Producer: validated jobs in, broker-confirmed messages out.
+
+``publish`` and ``publish_many`` return only once RabbitMQ confirmed every message
+(persistent, ``mandatory``). A dropped connection is re-made and what was not confirmed is
+published again (at-least-once; the worker's idempotency check absorbs a duplicate). A nack
+or an unroutable message raises :class:`PublishNacked` / :class:`Unroutable` naming the ids.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any
+
+import structlog
+from kombu.connection import Connection
+
+from mailfleet.producer.confirms import ConfirmChannel, Outgoing
+from mailfleet.producer.connection import CONNECTION_ERRORS, open_connection
+from mailfleet.producer.topology import declare, topology_of
+from mailfleet.shared.errors import BrokerUnavailable, PublishNacked, Unroutable
+from mailfleet.shared.job import CONTENT_TYPE, JOB_TYPE, EmailJob
+from mailfleet.shared.names import ATTEMPT
+from mailfleet.shared.settings import Settings
+
+log = structlog.get_logger("mailfleet.producer")
+PERSISTENT = 2
+_RETRYABLE: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, BrokerUnavailable)
+
+
+def job_message(job: EmailJob, exchange: str, headers: dict[str, Any] | None = None) -> Outgoing:
+    """The AMQP message for ``job`` (wire contract v1), routed by its lane."""
+    return Outgoing(
+        exchange=exchange,
+        routing_key=job.lane.value,
+        body=job.to_wire(),
+        message_id=job.id,
+        properties={
+            "content_type": CONTENT_TYPE,
+            "type": JOB_TYPE,
+            "delivery_mode": PERSISTENT,
+            "application_headers": {ATTEMPT: 1, **(headers or {})},
+        },
+    )
+
+
+class Producer:
+    """Publishes email jobs with publisher confirms. Use as a context manager, or ``close()``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        window: int = 2000,
+        confirm_timeout: float = 30.0,
+        reconnect_attempts: int = 5,
+        declare_topology: bool = True,
+    ) -> None:
+        self._settings = settings
+        self._window = window
+        self._confirm_timeout = confirm_timeout
+        self._reconnect_attempts = reconnect_attempts
+        self._connection: Connection | None = None
+        self._channel: ConfirmChannel | None = None
+        if declare_topology:
+            declare(self._connect(), topology_of(settings))
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.release()
+        self._connection = None
+        self._channel = None
+
+    def publish(self, job: EmailJob) -> str:
+        """Publish one job; return its id once the broker confirmed it."""
+        return self.publish_many([job])[0]
+
+    def publish_many(self, jobs: Iterable[EmailJob]) -> list[str]:
+        """Publish jobs with many confirms in flight; return their ids once all are confirmed."""
+        exchange = self._settings.names.exchange
+        messages = [job_message(job, exchange) for job in jobs]
+        self.publish_messages(messages)
+        return [message.message_id for message in messages]
+
+    def publish_messages(self, messages: list[Outgoing]) -> None:
+        """Publish prepared messages (also used to retry and replay); raise on nack/unroutable."""
+        nacked: list[str] = []
+        unroutable: list[str] = []
+        todo = messages
+        for attempt in range(self._reconnect_attempts + 1):
+            channel = None
+            try:
+                channel = self._confirm_channel()
+                result = channel.publish(todo, self._window)
+            except _RETRYABLE as exc:
+                if channel is not None:
+                    todo = channel.last_unsent
+                self._recover(exc, attempt, len(todo))
+                continue
+            nacked += result.nacked
+            unroutable += result.unroutable
+            break
+        if unroutable:
+            raise Unroutable(
+                "no queue is bound for these jobs (run `mailfleet declare`)", unroutable
+            )
+        if nacked:
+            raise PublishNacked("the broker refused these jobs", nacked)
+
+    def _recover(self, exc: BaseException, attempt: int, unconfirmed: int) -> None:
+        """Drop the broken connection and back off before the next try (or give up)."""
+        self.close()
+        if attempt >= self._reconnect_attempts:
+            raise BrokerUnavailable(f"publishing failed after {attempt + 1} tries: {exc}") from exc
+        log.warning("publish_retry", error=str(exc), unconfirmed=unconfirmed, attempt=attempt + 1)
+        time.sleep(min(0.2 * 2**attempt, 5.0))
+
+    def _connect(self) -> Connection:
+        if self._connection is None:
+            self._connection = open_connection(self._settings)
+        return self._connection
+
+    def _confirm_channel(self) -> ConfirmChannel:
+        if self._channel is None:
+            self._channel = ConfirmChannel(self._connect(), self._confirm_timeout)
+        return self._channel

@@ -1,0 +1,41 @@
+"""Syntactic checks of email addresses (RFC 5322 addr-spec), with no DNS and no I/O.
+
+Deliverability is the relay's business; here we only refuse what cannot be an address
+(and anything that could smuggle a header), so test domains such as ``example.test`` or
+``localhost`` stay usable.
+"""
+
+from __future__ import annotations
+
+import re
+from email.utils import parseaddr
+
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_DOT_ATOM = rf"{_ATEXT}+(?:\.{_ATEXT}+)*"
+_QUOTED = r'"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\[\x20-\x7e])*"'
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DOMAIN = rf"{_LABEL}(?:\.{_LABEL})*"
+_ADDR_SPEC = re.compile(rf"^(?:{_DOT_ATOM}|{_QUOTED})@{_DOMAIN}$")
+_MAX_ADDRESS = 254
+
+
+def check_address(value: str) -> str:
+    """Return ``value`` if it is one valid address, optionally ``Name <addr>``; else raise."""
+    if any(ch in value for ch in "\r\n\0"):
+        raise ValueError("address contains a line break or NUL")
+    name, addr = parseaddr(value)
+    if not addr or (not name and addr != value.strip() and f"<{addr}>" != value.strip()):
+        raise ValueError(f"{value!r} is not one email address")
+    if len(addr) > _MAX_ADDRESS or _ADDR_SPEC.match(addr) is None:
+        raise ValueError(f"{value!r} is not a valid email address")
+    return value.strip()
+
+
+def bare_address(value: str) -> str:
+    """The addr-spec of ``value`` (``Ann <ann@x.org>`` → ``ann@x.org``), for the SMTP envelope."""
+    return parseaddr(value)[1]
+
+
+def domain_of(value: str) -> str:
+    """The lower-cased domain of an address, for per-domain limits and logs."""
+    return bare_address(value).rpartition("@")[2].lower()

@@ -1,0 +1,68 @@
+"""The one exception tree of mailfleet.
+
+Third-party errors (pika, kombu/amqp, redis, smtplib, pydantic) are translated into these
+at the boundary with ``raise ... from exc``, so callers never catch a foreign type::
+
+    MailfleetError
+    ├── ConfigError            a setting has a bad value (names the variable)
+    ├── InvalidJobError        a job does not satisfy the wire contract (names the field)
+    ├── BrokerError            RabbitMQ trouble
+    │   ├── BrokerUnavailable  cannot connect / connection lost
+    │   └── PublishError       the broker refused a publish
+    │       ├── PublishNacked  nack from the broker (e.g. queue overflow)
+    │       └── Unroutable     mandatory message matched no queue
+    ├── RedisUnavailable       Redis cannot be reached; senders fail closed
+    └── DeliveryError          SMTP delivery failed (carries the reply)
+"""
+
+from __future__ import annotations
+
+
+class MailfleetError(Exception):
+    """Base of every error mailfleet raises on purpose."""
+
+
+class ConfigError(MailfleetError):
+    """A setting has a bad value; the message names the environment variable."""
+
+
+class InvalidJobError(MailfleetError):
+    """A job broke the wire contract; ``problems`` lists ``(field, problem)`` pairs."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{field}: {problem}" for field, problem in problems))
+
+
+class BrokerError(MailfleetError):
+    """RabbitMQ did not do what we asked."""
+
+
+class BrokerUnavailable(BrokerError):
+    """The broker cannot be reached, or the connection dropped and could not be re-made."""
+
+
+class PublishError(BrokerError):
+    """The broker refused a publish; ``message_ids`` names the jobs affected."""
+
+    def __init__(self, message: str, message_ids: list[str]) -> None:
+        self.message_ids = message_ids
+        super().__init__(
+            f"{message}: {', '.join(message_ids[:5])}" + (" ..." if len(message_ids) > 5 else "")
+        )
+
+
+class PublishNacked(PublishError):
+    """The broker nacked the publish; the messages are not stored."""
+
+
+class Unroutable(PublishError):
+    """A mandatory publish matched no queue (is the topology declared?)."""
+
+
+class RedisUnavailable(MailfleetError):
+    """Redis cannot be reached; whoever needs it must stop sending (fail closed)."""
+
+
+class DeliveryError(MailfleetError):
+    """An SMTP delivery attempt failed."""

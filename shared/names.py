@@ -1,0 +1,56 @@
+"""Every RabbitMQ and Redis name mailfleet uses, derived from one namespace.
+
+Two deployments (or two test runs) with different namespaces share a broker and a Redis
+without touching each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailfleet.shared.durations import format_duration
+from mailfleet.shared.job import Lane
+
+# Message headers (DESIGN.md).
+ATTEMPT = "x-mailfleet-attempt"
+REASON = "x-mailfleet-reason"
+ERROR = "x-mailfleet-error"
+ATTEMPTS = "x-mailfleet-attempts"
+FAILED_AT = "x-mailfleet-failed-at"
+LANE = "x-mailfleet-lane"
+TIER = "x-mailfleet-tier"
+RECIPIENTS = "x-mailfleet-recipients"  # the recipients still to be tried, when fewer than all
+
+
+@dataclass(frozen=True)
+class Names:
+    """Names under a namespace: ``Names("mf").lane_queue(Lane.BULK)`` is ``mf.bulk``."""
+
+    namespace: str
+
+    @property
+    def exchange(self) -> str:
+        """Topic exchange producers publish to; routing key = lane."""
+        return self.namespace
+
+    def lane_queue(self, lane: Lane) -> str:
+        return f"{self.namespace}.{lane.value}"
+
+    @property
+    def delay_exchange(self) -> str:
+        """Headers exchange routing a retry to its tier queue by the ``x-mailfleet-tier`` header."""
+        return f"{self.namespace}.delay"
+
+    def delay_queue(self, delay_seconds: float) -> str:
+        return f"{self.namespace}.delay.{format_duration(delay_seconds)}"
+
+    @property
+    def dead_letter_exchange(self) -> str:
+        return f"{self.namespace}.dlx"
+
+    @property
+    def dead_queue(self) -> str:
+        return f"{self.namespace}.dead"
+
+    def redis_key(self, *parts: str) -> str:
+        return ":".join((self.namespace, *parts))

@@ -1,0 +1,129 @@
+"""All configuration, read once from ``MAILFLEET_*`` environment variables at the entry point.
+
+Build it with :func:`load_settings` in ``main()`` and pass it down; nothing reads the
+environment deep inside a function. A bad value raises :class:`ConfigError` with one line
+that names the variable; secrets are ``SecretStr`` and never printed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+
+from mailfleet.shared.durations import Rate, parse_duration
+from mailfleet.shared.errors import ConfigError
+from mailfleet.shared.job import JobLimits, Lane
+from mailfleet.shared.names import Names
+from mailfleet.shared.relays import Relay
+
+ENV_PREFIX = "MAILFLEET_"
+_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+
+
+def _list_or_csv(value: Any) -> Any:
+    """Accept a JSON list or a comma-separated string for list settings."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
+
+
+def _parse_if_text(parser: Any) -> BeforeValidator:
+    return BeforeValidator(lambda value: parser(value) if isinstance(value, str) else value)
+
+
+RateSetting = Annotated[Rate, _parse_if_text(Rate.parse)]
+DurationSetting = Annotated[float, _parse_if_text(parse_duration)]
+RelaySetting = Annotated[Relay, _parse_if_text(Relay.parse)]
+
+
+class Settings(BaseSettings):
+    """Every setting, with the defaults of a local development machine."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore", frozen=True
+    )
+
+    amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/%2F")
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    namespace: str = "mailfleet"
+
+    smtp_relays: Annotated[list[RelaySetting], NoDecode, BeforeValidator(_list_or_csv)] = Field(
+        default_factory=lambda: [Relay.parse("smtp://127.0.0.1:1025")], min_length=1
+    )
+    smtp_timeout: DurationSetting = 10.0
+
+    prefetch: int = Field(default=20, ge=1, le=10_000)
+    concurrency: int = Field(default=8, ge=1, le=256)
+    shutdown_grace: DurationSetting = 25.0
+
+    rate_limit: RateSetting | None = None
+    rate_burst: int | None = Field(default=None, ge=1)
+    domain_limits: dict[str, RateSetting] = Field(default_factory=dict)
+    lane_limits: dict[Lane, RateSetting] = Field(default_factory=dict)
+
+    retry_delays: Annotated[list[DurationSetting], NoDecode, BeforeValidator(_list_or_csv)] = Field(
+        default_factory=lambda: [5.0, 30.0, 120.0, 600.0, 3600.0], min_length=1
+    )
+    max_attempts: int = Field(default=8, ge=1, le=1000)
+    max_age: DurationSetting = 2 * 86400.0
+    delivery_limit: int = Field(default=20, ge=2, le=1000)
+    sent_ttl: DurationSetting = 7 * 86400.0
+
+    max_recipients: int = Field(default=100, ge=1)
+    max_job_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+
+    metrics_port: int = Field(default=9108, ge=0, le=65535)
+    log_format: Literal["json", "console"] = "console"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        if _NAMESPACE.match(value) is None:
+            raise ValueError("must be 1-63 letters, digits, '-' or '_', starting alphanumeric")
+        return value
+
+    @field_validator("domain_limits")
+    @classmethod
+    def _lower_domains(cls, value: dict[str, Rate]) -> dict[str, Rate]:
+        return {domain.lower(): rate for domain, rate in value.items()}
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @property
+    def names(self) -> Names:
+        return Names(self.namespace)
+
+    @property
+    def job_limits(self) -> JobLimits:
+        return JobLimits(max_recipients=self.max_recipients, max_job_bytes=self.max_job_bytes)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment (``overrides`` win); raise a one-line :class:`ConfigError`."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        field = str(error["loc"][0]) if error["loc"] else "settings"
+        message = error["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{ENV_PREFIX}{field.upper()}: {message}") from None
+    except SettingsError as exc:
+        match = re.search(r'field "(\w+)"', str(exc))
+        variable = f"{ENV_PREFIX}{match.group(1).upper()}" if match else "MAILFLEET_*"
+        raise ConfigError(f"{variable}: not valid JSON") from None
+
+
+def redact_url(url: str) -> str:
+    """``amqp://user:secret@host/`` → ``amqp://user:***@host/``, for messages about connecting."""
+    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)

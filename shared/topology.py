@@ -1,0 +1,92 @@
+"""The broker topology as plain data; each side declares it with its own client library.
+
+::
+
+    producer ──► {ns} (topic, key = lane) ──► {ns}.transactional / {ns}.bulk   (quorum)
+                                                 │ delivery limit / dead-letter
+    worker retry ──► {ns}.delay (headers, tier) ──► {ns}.delay.<tier> (TTL) ──► {ns}
+    worker dead-letter ──► {ns}.dlx (fanout) ──► {ns}.dead    (kept until an operator acts)
+
+Every queue is a durable quorum queue with at-least-once dead-lettering, so a message
+expiring from a delay tier or exceeding the delivery limit is never dropped on the way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mailfleet.shared.durations import format_duration
+from mailfleet.shared.job import Lane
+from mailfleet.shared.names import TIER, Names
+
+
+@dataclass(frozen=True)
+class ExchangeSpec:
+    name: str
+    type: str
+
+
+@dataclass(frozen=True)
+class BindingSpec:
+    exchange: str
+    routing_key: str = ""
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    name: str
+    arguments: dict[str, Any]
+    bindings: tuple[BindingSpec, ...]
+
+
+@dataclass(frozen=True)
+class Topology:
+    exchanges: tuple[ExchangeSpec, ...]
+    queues: tuple[QueueSpec, ...]
+
+
+def _quorum(dead_letter_exchange: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "x-queue-type": "quorum",
+        "x-dead-letter-exchange": dead_letter_exchange,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+        **extra,
+    }
+
+
+def tier_name(delay_seconds: float) -> str:
+    return format_duration(delay_seconds)
+
+
+def build_topology(names: Names, retry_delays: list[float], delivery_limit: int) -> Topology:
+    """Exchanges and queues for one namespace; declaring them twice changes nothing."""
+    exchanges = (
+        ExchangeSpec(names.exchange, "topic"),
+        ExchangeSpec(names.delay_exchange, "headers"),
+        ExchangeSpec(names.dead_letter_exchange, "fanout"),
+    )
+    lanes = tuple(
+        QueueSpec(
+            names.lane_queue(lane),
+            _quorum(names.dead_letter_exchange, **{"x-delivery-limit": delivery_limit}),
+            (BindingSpec(names.exchange, lane.value),),
+        )
+        for lane in Lane
+    )
+    delays = tuple(
+        QueueSpec(
+            names.delay_queue(delay),
+            _quorum(names.exchange, **{"x-message-ttl": int(delay * 1000)}),
+            (BindingSpec(names.delay_exchange, "", {"x-match": "all", TIER: tier_name(delay)}),),
+        )
+        for delay in sorted(set(retry_delays))
+    )
+    dead = QueueSpec(
+        names.dead_queue,
+        {"x-queue-type": "quorum"},
+        (BindingSpec(names.dead_letter_exchange),),
+    )
+    return Topology(exchanges=exchanges, queues=(*lanes, *delays, dead))

@@ -1,0 +1,1 @@
+"""Consuming side of mailfleet: the worker that rate-limits, delivers over SMTP and settles."""

@@ -1,0 +1,42 @@
+"""Worker-side subcommand: ``mailfleet worker``."""
+
+from __future__ import annotations
+
+import argparse
+
+from mailfleet.shared.cli import Subparsers
+from mailfleet.shared.settings import Settings
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def register(subparsers: Subparsers) -> None:
+    worker = subparsers.add_parser("worker", help="consume email jobs and deliver them over SMTP")
+    worker.add_argument(
+        "--concurrency", type=_positive, help="sender threads (MAILFLEET_CONCURRENCY)"
+    )
+    worker.add_argument(
+        "--prefetch", type=_positive, help="unacked messages per lane (MAILFLEET_PREFETCH)"
+    )
+    worker.add_argument(
+        "--burst",
+        action="store_true",
+        help="exit once the lane and delay queues are empty and nothing is in flight",
+    )
+    worker.set_defaults(handler=run_worker)
+
+
+def run_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from mailfleet.worker.runner import Worker  # noqa: PLC0415 (keeps `mailfleet --help` light)
+
+    overrides = {
+        key: getattr(args, key)
+        for key in ("concurrency", "prefetch")
+        if getattr(args, key) is not None
+    }
+    return Worker(settings.model_copy(update=overrides), burst=args.burst).run()

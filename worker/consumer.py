@@ -1,0 +1,118 @@
+"""Consuming both lane queues with pika on the main thread.
+
+pika is not thread-safe: the connection lives on the thread that runs :meth:`process`, and
+sender threads settle messages through ``add_callback_threadsafe``. A settle for a delivery
+from an earlier, lost connection is dropped: the broker has already requeued that message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable
+
+import pika
+import structlog
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.spec import Basic
+
+from mailfleet.shared.job import Lane
+from mailfleet.shared.settings import Settings
+from mailfleet.shared.topology import Topology
+from mailfleet.worker.amqp import CONNECTION_ERRORS, connect, declare
+from mailfleet.worker.delivery import Delivery
+
+log = structlog.get_logger("mailfleet.worker")
+
+
+class LaneConsumer:
+    def __init__(self, settings: Settings, on_delivery: Callable[[Delivery], None]) -> None:
+        self._settings = settings
+        self._on_delivery = on_delivery
+        self._connection: pika.BlockingConnection | None = None
+        self._channel: BlockingChannel | None = None
+        self._consumer_tags: list[str] = []
+        self.generation = 0
+
+    @property
+    def connected(self) -> bool:
+        return self._connection is not None and self._connection.is_open
+
+    def connect(self, topology: Topology) -> None:
+        """Connect, declare ``topology``, and consume every lane with the configured prefetch."""
+        self._connection = connect(self._settings)
+        declare(self._connection, topology)
+        self._channel = self._connection.channel()
+        self._channel.basic_qos(prefetch_count=self._settings.prefetch)
+        self.generation += 1
+        names = self._settings.names
+        self._consumer_tags = [
+            self._channel.basic_consume(
+                names.lane_queue(lane), functools.partial(self._on_message, lane, self.generation)
+            )
+            for lane in Lane
+        ]
+
+    def process(self, seconds: float) -> None:
+        """Run pika's I/O loop (deliveries, settles, heartbeats) for about ``seconds``."""
+        assert self._connection is not None
+        # pika takes float seconds; its stubs say int.
+        self._connection.process_data_events(time_limit=seconds)  # type: ignore[arg-type]
+
+    def stop_consuming(self) -> None:
+        if self._channel is not None and self._channel.is_open:
+            for tag in self._consumer_tags:
+                self._channel.basic_cancel(tag)
+        self._consumer_tags = []
+
+    def close(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None and connection.is_open:
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                connection.close()
+
+    def queue_depth(self, queue: str) -> int:
+        """Ready messages in ``queue`` (passive declare on a short-lived channel)."""
+        assert self._connection is not None
+        channel = self._connection.channel()
+        try:
+            return channel.queue_declare(queue, passive=True).method.message_count or 0
+        finally:
+            if channel.is_open:
+                channel.close()
+
+    # Settling, callable from any thread.
+    def ack(self, delivery: Delivery) -> None:
+        self._threadsafe(delivery, lambda channel: channel.basic_ack(delivery.delivery_tag))
+
+    def requeue(self, delivery: Delivery) -> None:
+        self._threadsafe(
+            delivery, lambda channel: channel.basic_nack(delivery.delivery_tag, requeue=True)
+        )
+
+    def _threadsafe(self, delivery: Delivery, action: Callable[[BlockingChannel], None]) -> None:
+        connection = self._connection
+        if connection is None or delivery.generation != self.generation:
+            return
+
+        def settle() -> None:
+            channel = self._channel
+            if channel is not None and channel.is_open and delivery.generation == self.generation:
+                action(channel)
+
+        try:
+            connection.add_callback_threadsafe(settle)
+        except CONNECTION_ERRORS as exc:
+            log.warning("settle_dropped", reason="connection lost", error=repr(exc))
+
+    def _on_message(  # noqa: PLR0917 (pika's callback signature plus the bound lane)
+        self,
+        lane: Lane,
+        generation: int,
+        channel: BlockingChannel,
+        method: Basic.Deliver,
+        properties: pika.BasicProperties,
+        body: bytes,
+    ) -> None:
+        assert method.delivery_tag is not None
+        self._on_delivery(Delivery(lane, method.delivery_tag, generation, body, properties))

@@ -1,0 +1,45 @@
+"""The sent ledger: which recipients of a job id the relay already accepted.
+
+A hash per job id (``{ns}:sent:{id}`` → recipient → time), kept for ``MAILFLEET_SENT_TTL``.
+Marked the moment the relay accepts, checked before every send, so a redelivery after a
+crash, or a replay, never mails a recipient twice.
+"""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from mailfleet.shared.errors import RedisUnavailable
+from mailfleet.shared.names import Names
+from mailfleet.worker.redis_client import REDIS_DOWN
+
+
+class SentLedger:
+    def __init__(self, client: redis.Redis, names: Names, ttl_seconds: float) -> None:
+        self._client = client
+        self._names = names
+        self._ttl = int(ttl_seconds)
+
+    def _key(self, job_id: str) -> str:
+        return self._names.redis_key("sent", job_id)
+
+    def sent_to(self, job_id: str) -> set[str]:
+        """Recipients of ``job_id`` already accepted by a relay."""
+        try:
+            keys = self._client.hkeys(self._key(job_id))
+        except REDIS_DOWN as exc:
+            raise RedisUnavailable(f"cannot read the sent ledger: {exc}") from exc
+        return {key.decode() if isinstance(key, bytes) else key for key in keys}
+
+    def mark(self, job_id: str, recipients: list[str]) -> None:
+        """Record that the relay accepted ``job_id`` for ``recipients`` (one round trip)."""
+        now = str(time.time())
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            pipe.hset(self._key(job_id), mapping=dict.fromkeys(recipients, now))
+            pipe.expire(self._key(job_id), self._ttl)
+            pipe.execute()
+        except REDIS_DOWN as exc:
+            raise RedisUnavailable(f"cannot write the sent ledger: {exc}") from exc

@@ -1,0 +1,27 @@
+"""The worker's Redis client, with short timeouts so a hung Redis cannot stall a sender."""
+
+from __future__ import annotations
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from mailfleet.shared.settings import Settings
+
+# What redis-py raises when the server is down, restarting or hung.
+REDIS_DOWN: tuple[type[Exception], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+)
+
+
+def make_redis(settings: Settings, timeout: float = 1.0) -> redis.Redis:
+    """A client that gives up within about ``timeout`` seconds instead of redis-py's defaults."""
+    return redis.Redis.from_url(
+        settings.redis_url.get_secret_value(),
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1),
+        health_check_interval=30,
+    )

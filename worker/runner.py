@@ -1,0 +1,187 @@
+"""The worker process: one consumer thread (pika), N sender threads, clean shutdown.
+
+::
+
+    RabbitMQ ──► LaneConsumer (main thread) ──► Inbox (transactional first)
+                        ▲                          │
+                        └── ack / requeue ◄── sender threads: Pipeline.handle(delivery)
+
+On SIGTERM it stops consuming, hands back what no sender has started, lets the senders
+finish what they hold (up to ``MAILFLEET_SHUTDOWN_GRACE``), then closes; anything still
+unacked is requeued by the broker. In ``burst`` mode it exits once the lane and delay
+queues are empty and nothing is in flight.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+
+import structlog
+
+from mailfleet.shared.errors import BrokerUnavailable
+from mailfleet.shared.job import Lane
+from mailfleet.shared.settings import Settings
+from mailfleet.shared.topology import build_topology
+from mailfleet.worker.amqp import CONNECTION_ERRORS
+from mailfleet.worker.consumer import LaneConsumer
+from mailfleet.worker.delivery import Inbox
+from mailfleet.worker.fail_closed import FailClosed
+from mailfleet.worker.idempotency import SentLedger
+from mailfleet.worker.pipeline import Pipeline
+from mailfleet.worker.redis_client import make_redis
+from mailfleet.worker.republisher import Republisher
+from mailfleet.worker.settle import Settler
+from mailfleet.worker.smtp import SmtpTransport, Transport
+
+log = structlog.get_logger("mailfleet.worker")
+TransportFactory = Callable[[], Transport]
+_IDLE_CHECKS_NEEDED = 2
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        burst: bool = False,
+        transport_factory: TransportFactory | None = None,
+    ) -> None:
+        self._settings = settings
+        self._burst = burst
+        self._transport_factory = transport_factory or (
+            lambda: SmtpTransport(settings.smtp_relays, settings.smtp_timeout)
+        )
+        self._stopping = threading.Event()
+        self._inbox = Inbox()
+        self._consumer = LaneConsumer(settings, self._inbox.put)
+        self._republisher = Republisher(settings)
+        self._redis = make_redis(settings)
+        ledger = SentLedger(self._redis, settings.names, settings.sent_ttl)
+        self._gate = FailClosed(self._stopping)
+        self._settler = Settler(settings, self._consumer, self._republisher, ledger)
+        self._pipeline = Pipeline(settings.job_limits, ledger, self._settler, self._gate)
+        self._topology = build_topology(
+            settings.names, settings.retry_delays, settings.delivery_limit
+        )
+        self._idle_checks = 0
+        self._next_idle_check = 0.0
+
+    def stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
+        """Ask the worker to drain and exit (the SIGTERM / SIGINT handler)."""
+        if not self._stopping.is_set():
+            log.info("worker_stopping", signal=signum)
+        self._stopping.set()
+
+    @property
+    def ready(self) -> bool:
+        return self._consumer.connected and self._gate.healthy and not self._stopping.is_set()
+
+    def run(self) -> int:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self.stop)
+            signal.signal(signal.SIGINT, self.stop)
+        self._connect(first=True)
+        senders = [
+            threading.Thread(target=self._send_loop, name=f"sender-{i}", daemon=True)
+            for i in range(self._settings.concurrency)
+        ]
+        for sender in senders:
+            sender.start()
+        log.info(
+            "worker_started",
+            namespace=self._settings.namespace,
+            concurrency=self._settings.concurrency,
+            prefetch=self._settings.prefetch,
+            relays=[relay.name for relay in self._settings.smtp_relays],
+            burst=self._burst,
+        )
+        try:
+            while not self._stopping.is_set():
+                try:
+                    self._consumer.process(0.2)
+                    if self._burst and self._drained():
+                        log.info("burst_drained")
+                        break
+                except CONNECTION_ERRORS as exc:
+                    log.error("broker_connection_lost", error=repr(exc))
+                    self._consumer.close()
+                    self._inbox.drain()  # the broker requeues these; their tags are now stale
+                    self._connect(first=False)
+        finally:
+            self._shutdown(senders)
+        return 0
+
+    def _connect(self, *, first: bool) -> None:
+        backoff = 0.5
+        while not self._stopping.is_set():
+            try:
+                self._consumer.connect(self._topology)
+            except BrokerUnavailable as exc:
+                if first:
+                    raise
+                log.warning("broker_reconnect_failed", error=str(exc), retry_in_s=backoff)
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+            else:
+                if not first:
+                    log.info("broker_reconnected")
+                return
+
+    def _send_loop(self) -> None:
+        transport = self._transport_factory()
+        try:
+            while not (self._stopping.is_set() and self._inbox.waiting == 0):
+                delivery = self._inbox.take(timeout=0.2)
+                if delivery is None:
+                    continue
+                try:
+                    self._pipeline.handle(delivery, transport)
+                except Exception:
+                    log.exception("job_failed_unexpectedly", job_id=delivery.properties.message_id)
+                    self._settler.requeue(delivery)
+                finally:
+                    self._inbox.done()
+        finally:
+            transport.close()
+
+    def _drained(self) -> bool:
+        """Burst mode: nothing waiting here or in the lane and delay queues, twice in a row."""
+        now = time.monotonic()
+        if now < self._next_idle_check:
+            return False
+        self._next_idle_check = now + 0.3
+        if self._inbox.waiting or self._inbox.in_flight:
+            self._idle_checks = 0
+            return False
+        names = self._settings.names
+        queues = [names.lane_queue(lane) for lane in Lane]
+        queues += [names.delay_queue(delay) for delay in self._settings.retry_delays]
+        if any(self._consumer.queue_depth(queue) for queue in queues):
+            self._idle_checks = 0
+            return False
+        self._idle_checks += 1
+        return self._idle_checks >= _IDLE_CHECKS_NEEDED
+
+    def _shutdown(self, senders: list[threading.Thread]) -> None:
+        self._stopping.set()
+        try:
+            self._consumer.stop_consuming()
+            for delivery in self._inbox.drain():
+                self._consumer.requeue(delivery)
+            deadline = time.monotonic() + self._settings.shutdown_grace
+            while self._inbox.in_flight and time.monotonic() < deadline:
+                self._consumer.process(0.05)
+            for sender in senders:
+                sender.join(timeout=max(0.0, deadline - time.monotonic()))
+            self._consumer.process(0.05)  # flush the acks the senders queued last
+        except CONNECTION_ERRORS as exc:
+            log.warning("shutdown_without_broker", error=repr(exc))
+        finally:
+            self._consumer.close()
+            self._republisher.close()
+            self._redis.close()
+        log.info("worker_stopped", unfinished=self._inbox.in_flight)

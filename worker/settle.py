@@ -1,0 +1,209 @@
+"""Settling a delivery once its outcome is known: ack, retry through a delay tier, or
+dead-letter with a reason. Every republish is confirmed before the original is acked."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import pika
+import structlog
+
+from mailfleet.shared import names as headers
+from mailfleet.shared.addresses import domain_of
+from mailfleet.shared.job import EmailJob
+from mailfleet.shared.settings import Settings
+from mailfleet.shared.topology import tier_name
+from mailfleet.worker.backoff import retry_delay, wait_tier
+from mailfleet.worker.delivery import Delivery
+from mailfleet.worker.replies import Outcome, SmtpReply, classify
+from mailfleet.worker.smtp import SendResult
+
+log = structlog.get_logger("mailfleet.worker")
+_BROKER_HEADERS = ("x-death", "x-first-death-", "x-last-death-", "x-delivery-count")
+_MAX_ERROR = 1000
+PERSISTENT = 2
+
+
+class Acker(Protocol):
+    def ack(self, delivery: Delivery) -> None: ...
+
+    def requeue(self, delivery: Delivery) -> None: ...
+
+
+class Publisher(Protocol):
+    def publish(
+        self, exchange: str, routing_key: str, body: bytes, properties: pika.BasicProperties
+    ) -> None: ...
+
+
+class Ledger(Protocol):
+    def mark(self, job_id: str, recipients: list[str]) -> None: ...
+
+
+def _own_headers(delivery: Delivery) -> dict[str, Any]:
+    """The message's headers without those the broker added on its way through queues."""
+    return {k: v for k, v in delivery.headers.items() if not k.startswith(_BROKER_HEADERS)}
+
+
+def _domains(recipients: Iterable[str]) -> str:
+    return ",".join(sorted({domain_of(rcpt) for rcpt in recipients}))
+
+
+class Settler:
+    def __init__(self, settings: Settings, acker: Acker, publisher: Publisher, ledger: Ledger):
+        self._settings = settings
+        self._names = settings.names
+        self._acker = acker
+        self._publisher = publisher
+        self._ledger = ledger
+
+    def requeue(self, delivery: Delivery) -> None:
+        self._acker.requeue(delivery)
+
+    def duplicate(self, delivery: Delivery, job: EmailJob) -> None:
+        log.info("duplicate_skipped", job_id=job.id, lane=delivery.lane, attempt=delivery.attempt)
+        self._acker.ack(delivery)
+
+    def invalid(self, delivery: Delivery, error: str) -> None:
+        self._dead_letter(delivery, "invalid", error, None)
+        log.warning(
+            "dead_lettered",
+            job_id=delivery.properties.message_id,
+            lane=delivery.lane,
+            reason="invalid",
+            error=error[:200],
+        )
+        self._acker.ack(delivery)
+
+    def defer(self, delivery: Delivery, job: EmailJob, seconds: float) -> None:
+        """Park a job whose ``not_before`` lies ahead in a delay tier, without using an attempt."""
+        delay = wait_tier(seconds, self._settings.retry_delays)
+        self._to_tier(delivery, delay, delivery.attempt, None)
+        log.info("deferred", job_id=job.id, lane=delivery.lane, wait_s=round(delay, 1))
+        self._acker.ack(delivery)
+
+    def settle(self, delivery: Delivery, job: EmailJob, result: SendResult, started: float) -> None:
+        """Ack after the relay's replies are acted on: marked sent, retried, or dead-lettered."""
+        base = {
+            "job_id": job.id,
+            "lane": delivery.lane.value,
+            "attempt": delivery.attempt,
+            "relay": result.relay,
+            "duration_ms": round((time.monotonic() - started) * 1000, 1),
+        }
+        if result.accepted:
+            try:
+                self._ledger.mark(job.id, result.accepted)
+            except Exception as exc:
+                log.warning("sent_mark_failed", job_id=job.id, error=str(exc))
+            log.info("delivered", **base, smtp_code=250, domain=_domains(result.accepted))
+        retry: dict[str, SmtpReply] = {}
+        permanent: dict[str, SmtpReply] = {}
+        for rcpt, reply in result.refused.items():
+            verdict = classify(reply)
+            target = permanent if verdict.outcome is Outcome.PERMANENT else retry
+            target[rcpt] = reply
+        if permanent:
+            self._fail(delivery, job, "permanent", permanent, base)
+        if retry:
+            self._retry(delivery, job, retry, base)
+        self._acker.ack(delivery)
+
+    def _retry(
+        self, delivery: Delivery, job: EmailJob, refused: dict[str, SmtpReply], base: dict[str, Any]
+    ) -> None:
+        attempt = delivery.attempt
+        timestamp = delivery.properties.timestamp
+        too_old = timestamp is not None and time.time() - timestamp > self._settings.max_age
+        if attempt >= self._settings.max_attempts or too_old:
+            self._fail(delivery, job, "exhausted", refused, base)
+            return
+        delay = retry_delay(attempt, self._settings.retry_delays)
+        self._to_tier(delivery, delay, attempt + 1, self._subset(job, refused))
+        reply = next(iter(refused.values()))
+        log.info(
+            "retry_scheduled",
+            **base,
+            smtp_code=reply.code,
+            error=str(reply)[:200],
+            delay_s=delay,
+            domain=_domains(refused),
+        )
+
+    def _fail(
+        self,
+        delivery: Delivery,
+        job: EmailJob,
+        reason: str,
+        refused: dict[str, SmtpReply],
+        base: dict[str, Any],
+    ) -> None:
+        reply = next(iter(refused.values()))
+        self._dead_letter(delivery, reason, str(reply), self._subset(job, refused))
+        log.warning(
+            "dead_lettered",
+            **base,
+            reason=reason,
+            smtp_code=reply.code,
+            error=str(reply)[:200],
+            domain=_domains(refused),
+        )
+
+    @staticmethod
+    def _subset(job: EmailJob, recipients: dict[str, SmtpReply]) -> list[str] | None:
+        """``recipients`` as a list when they are fewer than the job's, else None (all)."""
+        return None if set(recipients) >= set(job.recipients()) else list(recipients)
+
+    def _to_tier(
+        self, delivery: Delivery, delay: float, attempt: int, recipients: list[str] | None
+    ) -> None:
+        extra = {
+            headers.ATTEMPT: attempt,
+            headers.TIER: tier_name(delay),
+            headers.LANE: delivery.lane.value,
+        }
+        self._republish(
+            delivery, self._names.delay_exchange, delivery.lane.value, extra, recipients
+        )
+
+    def _dead_letter(
+        self, delivery: Delivery, reason: str, error: str, recipients: list[str] | None
+    ) -> None:
+        extra = {
+            headers.REASON: reason,
+            headers.ERROR: error[:_MAX_ERROR],
+            headers.ATTEMPTS: delivery.attempt,
+            headers.FAILED_AT: datetime.now(UTC).isoformat(timespec="seconds"),
+            headers.LANE: delivery.lane.value,
+        }
+        self._republish(
+            delivery, self._names.dead_letter_exchange, delivery.lane.value, extra, recipients
+        )
+
+    def _republish(
+        self,
+        delivery: Delivery,
+        exchange: str,
+        routing_key: str,
+        extra: dict[str, Any],
+        recipients: list[str] | None,
+    ) -> None:
+        message_headers = {**_own_headers(delivery), **extra}
+        if recipients is not None:
+            message_headers[headers.RECIPIENTS] = json.dumps(recipients)
+        else:
+            message_headers.pop(headers.RECIPIENTS, None)
+        original = delivery.properties
+        properties = pika.BasicProperties(
+            content_type=original.content_type,
+            type=original.type,
+            message_id=original.message_id,
+            timestamp=original.timestamp,
+            delivery_mode=PERSISTENT,
+            headers=message_headers,
+        )
+        self._publisher.publish(exchange, routing_key, delivery.body, properties)
