@@ -60,17 +60,19 @@ class ConfirmChannel:
     def publish(self, messages: Iterable[Outgoing], window: int) -> BatchResult:
         """Publish all ``messages``; return once every one is confirmed, nacked or returned."""
         self._result = BatchResult()
-        remaining = iter(messages)
+        todo = list(messages)
+        handed_over = 0  # todo[:handed_over] are written to the socket and tracked in _pending
         try:
-            for message in remaining:
+            for message in todo:
                 self._send(message)
+                handed_over += 1
                 while len(self._pending) >= window:
                     self._wait()
             while self._pending:
                 self._wait()
         except Exception:
             # The connection failed: keep whatever the broker never confirmed, to publish again.
-            self.last_unsent = [*self._pending.values(), *remaining]
+            self.last_unsent = [*self._pending.values(), *todo[handed_over:]]
             self._pending.clear()
             raise
         return self._result

@@ -12,12 +12,16 @@ from email.mime.application import MIMEApplication
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
+from email.policy import compat32
 from email.utils import formataddr, formatdate, parseaddr
 
 from mailfleet.shared.addresses import domain_of
 from mailfleet.shared.job import EmailJob
 
 JOB_ID_HEADER = "X-Mailfleet-Id"
+# SMTP wants CRLF line ends; smtplib sends bytes as they are.
+_MAX_LINE = 998
+_SMTP_POLICY = compat32.clone(linesep="\r\n")
 
 
 def message_id(job: EmailJob) -> str:
@@ -27,8 +31,9 @@ def message_id(job: EmailJob) -> str:
 
 
 def _text_part(text: str, subtype: str) -> MIMEText:
-    charset = "us-ascii" if text.isascii() else "utf-8"
-    return MIMEText(text, subtype, charset)
+    # 7bit only for ASCII with short lines (SMTP allows 998 octets); base64 otherwise.
+    plain = text.isascii() and max(map(len, text.splitlines() or [""])) <= _MAX_LINE
+    return MIMEText(text, subtype, "us-ascii" if plain else "utf-8")
 
 
 def _body(job: EmailJob) -> MIMEBase:
@@ -75,4 +80,4 @@ def build_message(job: EmailJob) -> bytes:
     message[JOB_ID_HEADER] = job.id
     for name, value in job.headers.items():
         message[name] = _header(value)
-    return message.as_bytes()
+    return message.as_bytes(policy=_SMTP_POLICY)

@@ -1,0 +1,190 @@
+"""Helpers for integration tests: jobs, waiting on conditions, worker processes, ledgers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kombu.connection import Connection
+
+from mailfleet.producer.sink import SmtpSink
+from mailfleet.shared import names as headers
+from mailfleet.shared.job import EmailJob
+from mailfleet.shared.settings import Settings
+from mailfleet.worker.runner import Worker
+
+
+def make_job(number: int, **fields: Any) -> EmailJob:
+    data: dict[str, Any] = {
+        "id": f"job-{number}",
+        "from": "Sender <sender@example.com>",
+        "to": [f"rcpt{number}@example.org"],
+        "subject": f"Test {number}",
+        "text": f"Body of test email {number}.",
+    }
+    data.update(fields)
+    return EmailJob.model_validate(data)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` passes; return whether it held."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return condition()
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a ``mailfleet`` subprocess use ``settings``."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MAILFLEET_")}
+    env.update(
+        MAILFLEET_AMQP_URL=settings.amqp_url.get_secret_value(),
+        MAILFLEET_REDIS_URL=settings.redis_url.get_secret_value(),
+        MAILFLEET_NAMESPACE=settings.namespace,
+        MAILFLEET_SMTP_RELAYS=",".join(f"smtp://{r.host}:{r.port}" for r in settings.smtp_relays),
+        MAILFLEET_RETRY_DELAYS=",".join(f"{int(d * 1000)}ms" for d in settings.retry_delays),
+        MAILFLEET_MAX_ATTEMPTS=str(settings.max_attempts),
+        MAILFLEET_CONCURRENCY=str(settings.concurrency),
+        MAILFLEET_PREFETCH=str(settings.prefetch),
+        MAILFLEET_SHUTDOWN_GRACE=f"{settings.shutdown_grace}s",
+        MAILFLEET_METRICS_PORT=str(settings.metrics_port),
+        MAILFLEET_LOG_FORMAT="json",
+    )
+    return env
+
+
+def mailfleet_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "mailfleet.shared.cli", *args]
+
+
+class WorkerProcess:
+    """``mailfleet worker`` as a child process, to kill or signal like an orchestrator would."""
+
+    def __init__(self, settings: Settings, *args: str) -> None:
+        self._log = tempfile.TemporaryFile(mode="w+")  # a pipe could fill up and block it
+        self.process = subprocess.Popen(
+            mailfleet_command("worker", *args),
+            env=settings_env(settings),
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+            text=True,
+        )
+
+    def log(self) -> str:
+        self._log.seek(0)
+        return self._log.read()
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def terminate(self, timeout: float) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+    def wait(self, timeout: float) -> int:
+        return self.process.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self._log.close()
+
+
+class WorkerThread:
+    """An in-process worker on a thread (tests that need no signals); ``stop()`` joins it."""
+
+    def __init__(self, settings: Settings, *, burst: bool = False) -> None:
+        self.worker = Worker(settings, burst=burst)
+        self.exit_code: int | None = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="test-worker", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.exit_code = self.worker.run()
+        except BaseException as exc:  # surfaced by join()
+            self.error = exc
+
+    def join(self, timeout: float) -> int:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self.worker.stop()
+            self._thread.join(10)
+            raise AssertionError(f"worker did not finish within {timeout}s")
+        if self.error is not None:
+            raise self.error
+        assert self.exit_code is not None
+        return self.exit_code
+
+    def stop(self) -> int:
+        self.worker.stop()
+        return self.join(30)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    job_id: str
+    reason: str
+    error: str
+    headers: dict[str, Any]
+    body: bytes
+
+
+def drain_dead_letters(connection: Connection, settings: Settings) -> list[DeadLetter]:
+    """Take every message from the dead-letter queue (acking them) and return them."""
+    channel = connection.channel()
+    found = []
+    try:
+        while (message := channel.basic_get(settings.names.dead_queue)) is not None:
+            props = message.properties
+            message_headers = dict(props.get("application_headers") or {})
+            found.append(
+                DeadLetter(
+                    job_id=str(props.get("message_id", "")),
+                    reason=str(message_headers.get(headers.REASON, "")),
+                    error=str(message_headers.get(headers.ERROR, "")),
+                    headers=message_headers,
+                    body=bytes(message.body),
+                )
+            )
+            channel.basic_ack(message.delivery_tag)
+    finally:
+        channel.close()
+    return found
+
+
+@dataclass
+class DeliveryLedger:
+    """What was confirmed, what the relay accepted, what was dead-lettered (Jepsen style)."""
+
+    confirmed: set[str] = field(default_factory=set)
+    accepted: Counter[str] = field(default_factory=Counter)
+    dead: dict[str, str] = field(default_factory=dict)
+
+    def record_relay(self, sink: SmtpSink) -> None:
+        self.accepted = Counter(m.job_id for m in sink.messages if m.job_id)
+
+    def record_dead(self, letters: Iterable[DeadLetter]) -> None:
+        self.dead.update((letter.job_id, letter.reason) for letter in letters)
+
+    @property
+    def lost(self) -> set[str]:
+        return self.confirmed - set(self.accepted) - set(self.dead)
+
+    @property
+    def duplicates(self) -> dict[str, int]:
+        return {job_id: count for job_id, count in self.accepted.items() if count > 1}
