@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import itertools
 import json
-import queue
 import threading
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,49 +48,60 @@ class Delivery:
         return [str(item) for item in recipients] if isinstance(recipients, list) else None
 
 
-_LANE_ORDER = {Lane.TRANSACTIONAL: 0, Lane.BULK: 1}
-
-
 class Inbox:
-    """Deliveries waiting for a sender thread, transactional before bulk, FIFO within a lane."""
+    """Deliveries waiting for a sender thread: transactional before bulk, FIFO within a lane."""
 
     def __init__(self) -> None:
-        self._queue: queue.PriorityQueue[tuple[int, int, Delivery]] = queue.PriorityQueue()
-        self._sequence = itertools.count()
-        self._lock = threading.Lock()
+        self._lanes: dict[Lane, deque[Delivery]] = {lane: deque() for lane in Lane}
+        self._changed = threading.Condition()
         self._in_flight = 0
 
     def put(self, delivery: Delivery) -> None:
-        self._queue.put((_LANE_ORDER[delivery.lane], next(self._sequence), delivery))
+        with self._changed:
+            self._lanes[delivery.lane].append(delivery)
+            self._changed.notify_all()
 
     def take(self, timeout: float) -> Delivery | None:
         """The next delivery to work on (counted in flight until ``done``), or None."""
-        try:
-            _, _, delivery = self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return None
-        with self._lock:
+        with self._changed:
+            if not self._changed.wait_for(self._any_waiting, timeout=timeout):
+                return None
+            lane = Lane.TRANSACTIONAL if self._lanes[Lane.TRANSACTIONAL] else Lane.BULK
             self._in_flight += 1
-        return delivery
+            return self._lanes[lane].popleft()
+
+    def give_back(self, delivery: Delivery) -> None:
+        """Return a taken delivery to the front of its lane (it stays unacked); ``done`` follows."""
+        with self._changed:
+            self._lanes[delivery.lane].appendleft(delivery)
+            self._changed.notify_all()
 
     def done(self) -> None:
-        with self._lock:
+        with self._changed:
             self._in_flight -= 1
+
+    def wait_for_transactional(self, timeout: float) -> bool:
+        """True as soon as a transactional delivery is waiting; False after ``timeout``."""
+        with self._changed:
+            return self._changed.wait_for(lambda: bool(self._lanes[Lane.TRANSACTIONAL]), timeout)
 
     def drain(self) -> list[Delivery]:
         """Remove and return every delivery not yet taken (at shutdown, to requeue them)."""
-        drained = []
-        while True:
-            try:
-                drained.append(self._queue.get_nowait()[2])
-            except queue.Empty:
-                return drained
+        with self._changed:
+            drained = [delivery for lane in Lane for delivery in self._lanes[lane]]
+            for lane in Lane:
+                self._lanes[lane].clear()
+            return drained
+
+    def _any_waiting(self) -> bool:
+        return any(self._lanes.values())
 
     @property
     def waiting(self) -> int:
-        return self._queue.qsize()
+        with self._changed:
+            return sum(len(lane) for lane in self._lanes.values())
 
     @property
     def in_flight(self) -> int:
-        with self._lock:
+        with self._changed:
             return self._in_flight

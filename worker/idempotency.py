@@ -22,24 +22,28 @@ class SentLedger:
         self._names = names
         self._ttl = int(ttl_seconds)
 
-    def _key(self, job_id: str) -> str:
+    def key(self, job_id: str) -> str:
         return self._names.redis_key("sent", job_id)
 
     def sent_to(self, job_id: str) -> set[str]:
         """Recipients of ``job_id`` already accepted by a relay."""
         try:
-            keys = self._client.hkeys(self._key(job_id))
+            keys = self._client.hkeys(self.key(job_id))
         except REDIS_DOWN as exc:
             raise RedisUnavailable(f"cannot read the sent ledger: {exc}") from exc
         return {key.decode() if isinstance(key, bytes) else key for key in keys}
 
     def mark(self, job_id: str, recipients: list[str]) -> None:
-        """Record that the relay accepted ``job_id`` for ``recipients`` (one round trip)."""
+        """Record that the relay accepted ``job_id`` for ``recipients`` (one round trip).
+
+        Also counts them in ``{ns}:stats:delivered``, which ``mailfleet stats`` reads as a rate.
+        """
         now = str(time.time())
         try:
             pipe = self._client.pipeline(transaction=False)
-            pipe.hset(self._key(job_id), mapping=dict.fromkeys(recipients, now))
-            pipe.expire(self._key(job_id), self._ttl)
+            pipe.hset(self.key(job_id), mapping=dict.fromkeys(recipients, now))
+            pipe.expire(self.key(job_id), self._ttl)
+            pipe.incrby(self._names.redis_key("stats", "delivered"), len(recipients))
             pipe.execute()
         except REDIS_DOWN as exc:
             raise RedisUnavailable(f"cannot write the sent ledger: {exc}") from exc

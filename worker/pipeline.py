@@ -1,26 +1,29 @@
-"""The thin per-message loop: decode → dedupe → (wait for not_before) → send → settle.
-
-Each step is a small collaborator; this module only calls them in order.
+"""The thin per-message loop: decode → wait for not_before → dedupe and suppress → take
+rate-limit tokens → send → settle. Each step is a small collaborator; this only orders them.
 """
 
 from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-
-import structlog
+from enum import Enum
 
 from mailfleet.shared.addresses import bare_address
 from mailfleet.shared.errors import InvalidJobError
 from mailfleet.shared.job import JOB_TYPE, EmailJob, JobLimits, parse_job
+from mailfleet.worker.admission import Admission, Admit
 from mailfleet.worker.delivery import Delivery
 from mailfleet.worker.fail_closed import FailClosed
-from mailfleet.worker.idempotency import SentLedger
+from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.mime import build_message
+from mailfleet.worker.recipients import RecipientFilter
 from mailfleet.worker.settle import Settler
 from mailfleet.worker.smtp import Envelope, Transport
 
-log = structlog.get_logger("mailfleet.worker")
+
+class Handled(Enum):
+    SETTLED = "settled"  # acked, requeued, retried or dead-lettered
+    GIVE_BACK = "give_back"  # return it to the inbox: a transactional job goes first
 
 
 def decode(delivery: Delivery, limits: JobLimits) -> EmailJob:
@@ -33,39 +36,59 @@ def decode(delivery: Delivery, limits: JobLimits) -> EmailJob:
 
 class Pipeline:
     def __init__(
-        self, limits: JobLimits, ledger: SentLedger, settler: Settler, gate: FailClosed
+        self,
+        *,
+        limits: JobLimits,
+        recipients: RecipientFilter,
+        admission: Admission | None,
+        settler: Settler,
+        gate: FailClosed,
+        metrics: WorkerMetrics,
     ) -> None:
         self._limits = limits
-        self._ledger = ledger
+        self._recipients = recipients
+        self._admission = admission
         self._settler = settler
         self._gate = gate
+        self._metrics = metrics
 
-    def handle(self, delivery: Delivery, transport: Transport) -> None:
+    def handle(self, delivery: Delivery, transport: Transport) -> Handled:
         started = time.monotonic()
         try:
             job = decode(delivery, self._limits)
         except InvalidJobError as exc:
             self._settler.invalid(delivery, str(exc))
-            return
+            return Handled.SETTLED
         if job.not_before is not None:
             wait = (job.not_before - datetime.now(UTC)).total_seconds()
             if wait > 0:
                 self._settler.defer(delivery, job, wait)
-                return
-        recipients = self._gate.run(lambda: self._still_to_send(delivery, job))
+                return Handled.SETTLED
+        return self._send(delivery, job, transport, started)
+
+    def _send(
+        self, delivery: Delivery, job: EmailJob, transport: Transport, started: float
+    ) -> Handled:
+        recipients = self._gate.run(lambda: self._recipients.split(delivery, job))
         if recipients is None:  # stopping while Redis is away: give the message back
             self._settler.requeue(delivery)
-            return
-        if not recipients:
-            self._settler.duplicate(delivery, job)
-            return
-        envelope = Envelope(bare_address(job.from_), recipients, build_message(job))
-        self._settler.settle(delivery, job, transport.send(envelope), started)
-
-    def _still_to_send(self, delivery: Delivery, job: EmailJob) -> list[str]:
-        wanted = job.recipients()
-        only = delivery.only_recipients
-        if only is not None:
-            wanted = [rcpt for rcpt in wanted if rcpt in only]
-        sent = self._ledger.sent_to(job.id)
-        return [rcpt for rcpt in wanted if rcpt not in sent]
+            return Handled.SETTLED
+        if not recipients.to_send:
+            if recipients.suppressed:
+                self._settler.suppressed(delivery, job, recipients.suppressed)
+            else:
+                self._settler.duplicate(delivery, job)
+            return Handled.SETTLED
+        if self._admission is not None:
+            verdict = self._admission.admit(delivery, job, recipients.to_send)
+            if verdict is Admit.STEP_ASIDE:
+                return Handled.GIVE_BACK
+            if verdict is Admit.STOPPING:
+                self._settler.requeue(delivery)
+                return Handled.SETTLED
+        envelope = Envelope(bare_address(job.from_), recipients.to_send, build_message(job))
+        sending = time.monotonic()
+        result = transport.send(envelope)
+        self._metrics.send_seconds.observe(time.monotonic() - sending)
+        self._settler.settle(delivery, job, result, started)
+        return Handled.SETTLED

@@ -25,14 +25,20 @@ import structlog
 from mailfleet.shared.errors import BrokerUnavailable
 from mailfleet.shared.job import Lane
 from mailfleet.shared.settings import Settings
+from mailfleet.shared.suppression import SuppressionList
 from mailfleet.shared.topology import build_topology
+from mailfleet.worker.admission import Admission
 from mailfleet.worker.amqp import CONNECTION_ERRORS
 from mailfleet.worker.consumer import LaneConsumer
 from mailfleet.worker.delivery import Inbox
 from mailfleet.worker.fail_closed import FailClosed
+from mailfleet.worker.health_server import HealthServer
 from mailfleet.worker.idempotency import SentLedger
-from mailfleet.worker.pipeline import Pipeline
-from mailfleet.worker.redis_client import make_redis
+from mailfleet.worker.metrics import WorkerMetrics
+from mailfleet.worker.pipeline import Handled, Pipeline
+from mailfleet.worker.rate_limit import RateLimiter
+from mailfleet.worker.recipients import RecipientFilter
+from mailfleet.worker.redis_client import REDIS_DOWN, make_redis
 from mailfleet.worker.republisher import Republisher
 from mailfleet.worker.settle import Settler
 from mailfleet.worker.smtp import SmtpTransport, Transport
@@ -60,15 +66,56 @@ class Worker:
         self._consumer = LaneConsumer(settings, self._inbox.put)
         self._republisher = Republisher(settings)
         self._redis = make_redis(settings)
-        ledger = SentLedger(self._redis, settings.names, settings.sent_ttl)
+        self.metrics = WorkerMetrics()
         self._gate = FailClosed(self._stopping)
-        self._settler = Settler(settings, self._consumer, self._republisher, ledger)
-        self._pipeline = Pipeline(settings.job_limits, ledger, self._settler, self._gate)
+        ledger = SentLedger(self._redis, settings.names, settings.sent_ttl)
+        suppression = SuppressionList(self._redis, settings.names)
+        self._settler = Settler(
+            settings=settings,
+            acker=self._consumer,
+            publisher=self._republisher,
+            ledger=ledger,
+            suppression=suppression,
+            metrics=self.metrics,
+        )
+        limiter = RateLimiter(self._redis, settings)
+        admission = (
+            Admission(limiter, self._gate, self._inbox, self.metrics, self._stopping)
+            if limiter.configured
+            else None
+        )
+        self._pipeline = Pipeline(
+            limits=settings.job_limits,
+            recipients=RecipientFilter(self._redis, ledger, suppression),
+            admission=admission,
+            settler=self._settler,
+            gate=self._gate,
+            metrics=self.metrics,
+        )
         self._topology = build_topology(
             settings.names, settings.retry_delays, settings.delivery_limit
         )
+        self._redis_up = True
         self._idle_checks = 0
         self._next_idle_check = 0.0
+        self.metrics.watch(
+            in_flight=lambda: self._inbox.in_flight,
+            ready=lambda: self.ready,
+            broker=lambda: self._consumer.connected,
+            redis=lambda: self._redis_up and self._gate.healthy,
+        )
+
+    def readiness(self) -> dict[str, bool]:
+        """What ``/readyz`` reports: every check must hold for the worker to take traffic."""
+        return {
+            "broker": self._consumer.connected,
+            "redis": self._redis_up and self._gate.healthy,
+            "consuming": not self._stopping.is_set(),
+        }
+
+    @property
+    def ready(self) -> bool:
+        return all(self.readiness().values())
 
     def stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
         """Ask the worker to drain and exit (the SIGTERM / SIGINT handler)."""
@@ -76,15 +123,14 @@ class Worker:
             log.info("worker_stopping", signal=signum)
         self._stopping.set()
 
-    @property
-    def ready(self) -> bool:
-        return self._consumer.connected and self._gate.healthy and not self._stopping.is_set()
-
     def run(self) -> int:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self.stop)
             signal.signal(signal.SIGINT, self.stop)
         self._connect(first=True)
+        health = self._start_health_server()
+        watcher = threading.Thread(target=self._watch_redis, name="redis-watch", daemon=True)
+        watcher.start()
         senders = [
             threading.Thread(target=self._send_loop, name=f"sender-{i}", daemon=True)
             for i in range(self._settings.concurrency)
@@ -113,7 +159,25 @@ class Worker:
                     self._connect(first=False)
         finally:
             self._shutdown(senders)
+            if health is not None:
+                health.stop()
         return 0
+
+    def _start_health_server(self) -> HealthServer | None:
+        if not self._settings.metrics_port:
+            return None
+        server = HealthServer(self._settings.metrics_port, self.metrics.registry, self.readiness)
+        log.info("health_server_started", port=server.port)
+        return server.start()
+
+    def _watch_redis(self) -> None:
+        """Ping Redis every couple of seconds so /readyz knows before a job does."""
+        while not self._stopping.wait(2.0):
+            try:
+                self._redis.ping()
+                self._redis_up = True
+            except REDIS_DOWN:
+                self._redis_up = False
 
     def _connect(self, *, first: bool) -> None:
         backoff = 0.5
@@ -139,7 +203,8 @@ class Worker:
                 if delivery is None:
                     continue
                 try:
-                    self._pipeline.handle(delivery, transport)
+                    if self._pipeline.handle(delivery, transport) is Handled.GIVE_BACK:
+                        self._inbox.give_back(delivery)
                 except Exception:
                     log.exception("job_failed_unexpectedly", job_id=delivery.properties.message_id)
                     self._settler.requeue(delivery)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -14,11 +14,13 @@ import structlog
 
 from mailfleet.shared import names as headers
 from mailfleet.shared.addresses import domain_of
+from mailfleet.shared.errors import RedisUnavailable
 from mailfleet.shared.job import EmailJob
 from mailfleet.shared.settings import Settings
 from mailfleet.shared.topology import tier_name
 from mailfleet.worker.backoff import retry_delay, wait_tier
 from mailfleet.worker.delivery import Delivery
+from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.replies import Outcome, SmtpReply, classify
 from mailfleet.worker.smtp import SendResult
 
@@ -53,23 +55,54 @@ def _domains(recipients: Iterable[str]) -> str:
     return ",".join(sorted({domain_of(rcpt) for rcpt in recipients}))
 
 
+class Suppressor(Protocol):
+    def add(self, address: str, reason: str) -> None: ...
+
+
 class Settler:
-    def __init__(self, settings: Settings, acker: Acker, publisher: Publisher, ledger: Ledger):
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        acker: Acker,
+        publisher: Publisher,
+        ledger: Ledger,
+        suppression: Suppressor,
+        metrics: WorkerMetrics,
+    ) -> None:
         self._settings = settings
         self._names = settings.names
         self._acker = acker
         self._publisher = publisher
         self._ledger = ledger
+        self._suppression = suppression
+        self._metrics = metrics
 
     def requeue(self, delivery: Delivery) -> None:
         self._acker.requeue(delivery)
 
     def duplicate(self, delivery: Delivery, job: EmailJob) -> None:
         log.info("duplicate_skipped", job_id=job.id, lane=delivery.lane, attempt=delivery.attempt)
+        self._metrics.job("duplicate", delivery.lane)
+        self._acker.ack(delivery)
+
+    def suppressed(self, delivery: Delivery, job: EmailJob, recipients: list[str]) -> None:
+        """Every recipient left is on the suppression list: dead-letter, never send."""
+        error = f"on the suppression list: {', '.join(recipients)}"
+        self._dead_letter(delivery, "suppressed", error, self._subset(job, recipients))
+        self._count_dead_letter("suppressed", delivery)
+        log.warning(
+            "dead_lettered",
+            job_id=job.id,
+            lane=delivery.lane,
+            reason="suppressed",
+            domain=_domains(recipients),
+        )
         self._acker.ack(delivery)
 
     def invalid(self, delivery: Delivery, error: str) -> None:
         self._dead_letter(delivery, "invalid", error, None)
+        self._count_dead_letter("invalid", delivery)
         log.warning(
             "dead_lettered",
             job_id=delivery.properties.message_id,
@@ -84,6 +117,7 @@ class Settler:
         delay = wait_tier(seconds, self._settings.retry_delays)
         self._to_tier(delivery, delay, delivery.attempt, None)
         log.info("deferred", job_id=job.id, lane=delivery.lane, wait_s=round(delay, 1))
+        self._metrics.job("deferred", delivery.lane)
         self._acker.ack(delivery)
 
     def settle(self, delivery: Delivery, job: EmailJob, result: SendResult, started: float) -> None:
@@ -98,15 +132,20 @@ class Settler:
         if result.accepted:
             try:
                 self._ledger.mark(job.id, result.accepted)
-            except Exception as exc:
+            except RedisUnavailable as exc:  # delivered all the same: acking is still right
                 log.warning("sent_mark_failed", job_id=job.id, error=str(exc))
             log.info("delivered", **base, smtp_code=250, domain=_domains(result.accepted))
+            self._metrics.job("delivered", delivery.lane)
+            self._metrics.smtp_replies.labels(code="250").inc(len(result.accepted))
         retry: dict[str, SmtpReply] = {}
         permanent: dict[str, SmtpReply] = {}
         for rcpt, reply in result.refused.items():
+            self._metrics.smtp_replies.labels(code=str(reply.code)).inc()
             verdict = classify(reply)
             target = permanent if verdict.outcome is Outcome.PERMANENT else retry
             target[rcpt] = reply
+            if verdict.bad_mailbox:
+                self._suppress(rcpt, reply)
         if permanent:
             self._fail(delivery, job, "permanent", permanent, base)
         if retry:
@@ -133,6 +172,8 @@ class Settler:
             delay_s=delay,
             domain=_domains(refused),
         )
+        self._metrics.job("retried", delivery.lane)
+        self._metrics.retries.labels(tier=tier_name(delay)).inc()
 
     def _fail(
         self,
@@ -144,6 +185,7 @@ class Settler:
     ) -> None:
         reply = next(iter(refused.values()))
         self._dead_letter(delivery, reason, str(reply), self._subset(job, refused))
+        self._count_dead_letter(reason, delivery)
         log.warning(
             "dead_lettered",
             **base,
@@ -153,8 +195,18 @@ class Settler:
             domain=_domains(refused),
         )
 
+    def _suppress(self, address: str, reply: SmtpReply) -> None:
+        try:
+            self._suppression.add(address, str(reply))
+        except RedisUnavailable as exc:  # the dead letter still records the reply
+            log.warning("suppress_failed", domain=domain_of(address), error=str(exc))
+
+    def _count_dead_letter(self, reason: str, delivery: Delivery) -> None:
+        self._metrics.dead_letters.labels(reason=reason).inc()
+        self._metrics.job("dead_lettered", delivery.lane)
+
     @staticmethod
-    def _subset(job: EmailJob, recipients: dict[str, SmtpReply]) -> list[str] | None:
+    def _subset(job: EmailJob, recipients: Collection[str]) -> list[str] | None:
         """``recipients`` as a list when they are fewer than the job's, else None (all)."""
         return None if set(recipients) >= set(job.recipients()) else list(recipients)
 

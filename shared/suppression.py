@@ -1,0 +1,70 @@
+"""The suppression list: addresses never to mail again, in Redis under ``{ns}:suppressed``.
+
+A hash of lower-cased address → JSON ``{"reason": ..., "at": ...}``. The worker adds an
+address when a relay says the mailbox is bad (e.g. 5.1.1) and skips suppressed recipients;
+operators manage it with ``mailfleet suppression list|add|remove``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import redis
+
+from mailfleet.shared.errors import RedisUnavailable
+from mailfleet.shared.names import Names
+
+_REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+@dataclass(frozen=True)
+class Suppressed:
+    address: str
+    reason: str
+    at: float
+
+
+class SuppressionList:
+    def __init__(self, client: redis.Redis, names: Names) -> None:
+        self._client = client
+        self.key = names.redis_key("suppressed")
+
+    def add(self, address: str, reason: str) -> None:
+        entry = json.dumps({"reason": reason[:500], "at": time.time()})
+        try:
+            self._client.hset(self.key, address.lower(), entry)
+        except _REDIS_DOWN as exc:
+            raise RedisUnavailable(f"cannot write the suppression list: {exc}") from exc
+
+    def remove(self, address: str) -> bool:
+        """Remove ``address``; True if it was on the list."""
+        try:
+            return bool(self._client.hdel(self.key, address.lower()))
+        except _REDIS_DOWN as exc:
+            raise RedisUnavailable(f"cannot write the suppression list: {exc}") from exc
+
+    def which(self, addresses: Iterable[str]) -> set[str]:
+        """Those of ``addresses`` that are suppressed (one round trip)."""
+        wanted = list(addresses)
+        if not wanted:
+            return set()
+        try:
+            found = self._client.hmget(self.key, [address.lower() for address in wanted])
+        except _REDIS_DOWN as exc:
+            raise RedisUnavailable(f"cannot read the suppression list: {exc}") from exc
+        return {address for address, entry in zip(wanted, found, strict=True) if entry is not None}
+
+    def entries(self) -> list[Suppressed]:
+        try:
+            raw = self._client.hgetall(self.key)
+        except _REDIS_DOWN as exc:
+            raise RedisUnavailable(f"cannot read the suppression list: {exc}") from exc
+        result = []
+        for address, entry in raw.items():
+            data = json.loads(entry)
+            name = address.decode() if isinstance(address, bytes) else str(address)
+            result.append(Suppressed(name, str(data.get("reason", "")), float(data.get("at", 0))))
+        return sorted(result, key=lambda item: item.address)

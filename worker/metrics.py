@@ -1,0 +1,81 @@
+"""Prometheus metrics of one worker, in a registry of its own (several workers may share a
+process in tests). Names are part of the contract with deploy/prometheus/alerts.yml."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class WorkerMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.jobs = Counter(
+            "mailfleet_jobs",
+            "Jobs settled, by outcome and lane.",
+            ["outcome", "lane"],
+            registry=self.registry,
+        )
+        self.dead_letters = Counter(
+            "mailfleet_dead_letters",
+            "Jobs dead-lettered, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.retries = Counter(
+            "mailfleet_retries",
+            "Jobs sent to a delay tier for a retry.",
+            ["tier"],
+            registry=self.registry,
+        )
+        self.smtp_replies = Counter(
+            "mailfleet_smtp_replies",
+            "SMTP replies per recipient, by code (0 = none).",
+            ["code"],
+            registry=self.registry,
+        )
+        self.send_seconds = Histogram(
+            "mailfleet_send_seconds",
+            "Time of one SMTP transaction.",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.token_wait_seconds = Histogram(
+            "mailfleet_token_wait_seconds",
+            "Time a job waited for rate-limit tokens.",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "mailfleet_in_flight", "Jobs a sender is working on.", registry=self.registry
+        )
+        self.ready = Gauge(
+            "mailfleet_ready", "1 when the worker is ready to send.", registry=self.registry
+        )
+        self.broker_connected = Gauge(
+            "mailfleet_broker_connected",
+            "1 while consuming from RabbitMQ.",
+            registry=self.registry,
+        )
+        self.redis_connected = Gauge(
+            "mailfleet_redis_connected", "1 while Redis answers.", registry=self.registry
+        )
+
+    def watch(
+        self,
+        in_flight: Callable[[], float],
+        ready: Callable[[], bool],
+        broker: Callable[[], bool],
+        redis: Callable[[], bool],
+    ) -> None:
+        """Gauges read live from the worker at scrape time."""
+        self.in_flight.set_function(in_flight)
+        self.ready.set_function(lambda: float(ready()))
+        self.broker_connected.set_function(lambda: float(broker()))
+        self.redis_connected.set_function(lambda: float(redis()))
+
+    def job(self, outcome: str, lane: str) -> None:
+        self.jobs.labels(outcome=outcome, lane=lane).inc()

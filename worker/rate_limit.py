@@ -1,0 +1,117 @@
+"""The fleet-wide rate limit: GCRA buckets in Redis, taken several at once in one round trip.
+
+The algorithm lives in ``rate_limit.lua`` (one script, Redis's clock, all or nothing); this
+module only names the buckets a job needs and calls the script. Every worker of a
+namespace shares the same buckets, so the limit holds however many replicas run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from importlib.resources import files
+
+import redis
+
+from mailfleet.shared.addresses import domain_of
+from mailfleet.shared.durations import Rate
+from mailfleet.shared.errors import RedisUnavailable
+from mailfleet.shared.job import EmailJob
+from mailfleet.shared.names import Names
+from mailfleet.shared.settings import Settings
+from mailfleet.worker.redis_client import REDIS_DOWN
+
+_SCRIPT = files("mailfleet.worker").joinpath("rate_limit.lua").read_text()
+_MICROS = 1_000_000
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """One limit: ``rate`` with ``burst`` tokens of tolerance, stored at ``key``."""
+
+    key: str
+    label: str
+    rate: Rate
+    burst: int
+
+    @property
+    def interval_us(self) -> int:
+        return max(1, round(_MICROS / self.rate.per_second))
+
+    @property
+    def tolerance_us(self) -> int:
+        return self.burst * self.interval_us
+
+
+def default_burst(rate: Rate) -> int:
+    """5 % of a second's worth, at least 1: absorbs scheduling jitter, allows no real burst."""
+    return max(1, math.ceil(rate.per_second * 0.05))
+
+
+@dataclass(frozen=True)
+class Admission:
+    granted: bool
+    wait_seconds: float
+
+
+class RateLimiter:
+    """Which buckets apply to a job, and taking one token from each of them atomically."""
+
+    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+        self._client = client
+        self._names = settings.names
+        self._script = client.register_script(_SCRIPT)
+        names = settings.names
+        self._global = (
+            self._bucket(names, "global", "global", settings.rate_limit, settings.rate_burst)
+            if settings.rate_limit
+            else None
+        )
+        self._domains = {
+            domain: self._bucket(names, f"domain:{domain}", f"domain {domain}", rate, None)
+            for domain, rate in settings.domain_limits.items()
+        }
+        self._lanes = {
+            lane: self._bucket(names, f"lane:{lane.value}", f"lane {lane.value}", rate, None)
+            for lane, rate in settings.lane_limits.items()
+        }
+
+    @staticmethod
+    def _bucket(names: Names, key: str, label: str, rate: Rate, burst: int | None) -> Bucket:
+        return Bucket(names.redis_key("rate", key), label, rate, burst or default_burst(rate))
+
+    @property
+    def configured(self) -> bool:
+        return bool(self._global or self._domains or self._lanes)
+
+    def buckets_for(self, job: EmailJob, recipients: list[str]) -> list[Bucket]:
+        buckets = [self._global] if self._global else []
+        domains = sorted({domain_of(rcpt) for rcpt in recipients})
+        buckets += [self._domains[domain] for domain in domains if domain in self._domains]
+        if job.lane in self._lanes:
+            buckets.append(self._lanes[job.lane])
+        return buckets
+
+    def try_take(self, buckets: list[Bucket]) -> Admission:
+        """Take one token from every bucket, or none and say how long to wait."""
+        if not buckets:
+            return Admission(True, 0.0)
+        args: list[int] = []
+        for bucket in buckets:
+            args += [bucket.interval_us, bucket.tolerance_us]
+        try:
+            granted, wait_us = self._script(keys=[bucket.key for bucket in buckets], args=args)
+        except REDIS_DOWN as exc:
+            raise RedisUnavailable(f"cannot reach the rate limiter: {exc}") from exc
+        return Admission(bool(granted), int(wait_us) / _MICROS)
+
+    def state(self, bucket: Bucket) -> float:
+        """Seconds until ``bucket`` would grant a token now (0 when one is available)."""
+        try:
+            now_s, now_us = self._client.time()
+            raw = self._client.get(bucket.key)
+        except REDIS_DOWN as exc:
+            raise RedisUnavailable(f"cannot reach the rate limiter: {exc}") from exc
+        now = now_s * _MICROS + now_us
+        tat = int(raw) if raw is not None else now
+        return max(0, tat - bucket.tolerance_us - now) / _MICROS
