@@ -10,24 +10,28 @@ from __future__ import annotations
 import re
 from email.utils import parseaddr
 
+from mailfleet.shared.text import has_line_break
+
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
 _DOT_ATOM = rf"{_ATEXT}+(?:\.{_ATEXT}+)*"
 _QUOTED = r'"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\[\x20-\x7e])*"'
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DOMAIN = rf"{_LABEL}(?:\.{_LABEL})*"
-_ADDR_SPEC = re.compile(rf"^(?:{_DOT_ATOM}|{_QUOTED})@{_DOMAIN}$")
+_ADDR_SPEC = re.compile(rf"(?:{_DOT_ATOM}|{_QUOTED})@{_DOMAIN}")
 _MAX_ADDRESS = 254
 
 
+_NAME_ADDR = re.compile(r'\s*(?:"(?:[^"\\]|\\.)*"|[^"<>,;:@\\]*)\s*<([^<>]*)>\s*')
+
+
 def check_address(value: str) -> str:
-    """Return ``value`` if it is one valid address, optionally ``Name <addr>``; else raise."""
-    if any(ch in value for ch in "\r\n\0"):
+    """Return ``value`` if it is exactly one valid address, ``addr`` or ``Name <addr>``."""
+    if has_line_break(value):
         raise ValueError("address contains a line break or NUL")
-    name, addr = parseaddr(value)
-    if not addr or (not name and addr != value.strip() and f"<{addr}>" != value.strip()):
-        raise ValueError(f"{value!r} is not one email address")
-    if len(addr) > _MAX_ADDRESS or _ADDR_SPEC.match(addr) is None:
-        raise ValueError(f"{value!r} is not a valid email address")
+    named = _NAME_ADDR.fullmatch(value)
+    addr = named.group(1) if named else value.strip()
+    if len(addr) > _MAX_ADDRESS or _ADDR_SPEC.fullmatch(addr) is None:
+        raise ValueError(f"{value!r} is not one valid email address")
     return value.strip()
 
 

@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(args, settings)
-    except MailfleetError as exc:
+    except (MailfleetError, OSError) as exc:
         print(f"mailfleet {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:

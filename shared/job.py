@@ -29,6 +29,7 @@ from pydantic import (
 
 from mailfleet.shared.addresses import bare_address, check_address
 from mailfleet.shared.errors import InvalidJobError
+from mailfleet.shared.text import has_line_break
 
 JOB_TYPE = "mailfleet.email.v1"
 CONTENT_TYPE = "application/json"
@@ -45,6 +46,7 @@ PROTECTED_HEADERS = frozenset(
         "sender",
         "date",
         "message-id",
+        "x-mailfleet-id",  # set by the worker; ledgers correlate by it
         "mime-version",
         "content-type",
         "content-transfer-encoding",
@@ -53,7 +55,7 @@ PROTECTED_HEADERS = frozenset(
 )
 _FIELD_NAME = re.compile(r"^[\x21-\x39\x3b-\x7e]{1,76}$")  # RFC 5322: printable ASCII but ':'
 _JOB_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
-_MIME_TYPE = re.compile(r"^[A-Za-z0-9][\w!#$&^.+-]*/[A-Za-z0-9][\w!#$&^.+-]*$")
+_MIME_TYPE = re.compile(r"[A-Za-z0-9][\w!#$&^.+-]*/[A-Za-z0-9][\w!#$&^.+-]*", re.ASCII)
 _TAG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 _MAX_MAP_ENTRIES = 32
 _MAX_MAP_VALUE = 256
@@ -78,8 +80,8 @@ DEFAULT_LIMITS = JobLimits()
 
 
 def _no_line_breaks(value: str) -> str:
-    if any(ch in value for ch in "\r\n\0"):
-        raise ValueError("must not contain CR, LF or NUL")
+    if has_line_break(value):
+        raise ValueError("must not contain CR, LF, other line breaks or NUL")
     return value
 
 
@@ -91,9 +93,9 @@ def _small_map(value: dict[str, str]) -> dict[str, str]:
     if len(value) > _MAX_MAP_ENTRIES:
         raise ValueError(f"at most {_MAX_MAP_ENTRIES} entries")
     for key, item in value.items():
-        if _TAG_KEY.match(key) is None:
+        if _TAG_KEY.fullmatch(key) is None:
             raise ValueError(f"key {key!r} must be a short identifier ([A-Za-z0-9_.-])")
-        if len(item) > _MAX_MAP_VALUE or any(ch in item for ch in "\r\n\0"):
+        if len(item) > _MAX_MAP_VALUE or has_line_break(item):
             raise ValueError(f"value of {key!r} must be one line of at most {_MAX_MAP_VALUE} chars")
     return value
 
@@ -116,7 +118,7 @@ class Attachment(BaseModel):
     @field_validator("content_type")
     @classmethod
     def _mime_type(cls, value: str) -> str:
-        if _MIME_TYPE.match(value) is None:
+        if _MIME_TYPE.fullmatch(value) is None:
             raise ValueError(f"{value!r} is not a MIME type like text/plain")
         return value
 
@@ -157,7 +159,7 @@ class EmailJob(BaseModel):
     @field_validator("id")
     @classmethod
     def _job_id(cls, value: str) -> str:
-        if _JOB_ID.match(value) is None:
+        if _JOB_ID.fullmatch(value) is None:
             raise ValueError("must be 1-128 printable ASCII characters without spaces")
         return value
 
@@ -165,7 +167,7 @@ class EmailJob(BaseModel):
     @classmethod
     def _extra_headers(cls, value: dict[str, str]) -> dict[str, str]:
         for name, item in value.items():
-            if _FIELD_NAME.match(name) is None:
+            if _FIELD_NAME.fullmatch(name) is None:
                 raise ValueError(f"{name!r} is not an RFC 5322 header field name")
             if name.lower() in PROTECTED_HEADERS:
                 raise ValueError(f"{name!r} may not be set as an extra header")
@@ -201,7 +203,7 @@ class EmailJob(BaseModel):
         parts = [self.text or "", self.html or "", self.subject]
         parts += [a.content_base64 for a in self.attachments]
         parts += list(self.headers.values())
-        return sum(len(part) for part in parts)
+        return sum(len(part.encode()) for part in parts)
 
     def recipients(self) -> list[str]:
         """Envelope recipients (bare addresses), de-duplicated, in to, cc, bcc order."""

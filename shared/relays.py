@@ -37,9 +37,11 @@ class Relay:
         if not parts.hostname:
             raise ValueError("relay URL has no host")
         try:
-            port = parts.port or _DEFAULT_PORTS[parts.scheme]
+            port = _DEFAULT_PORTS[parts.scheme] if parts.port is None else parts.port
         except ValueError as exc:
             raise ValueError("relay URL has an invalid port") from exc
+        if not 0 < port < 65536:
+            raise ValueError("relay URL has an invalid port")
         options = {key: values[-1].lower() for key, values in parse_qs(parts.query).items()}
         unknown = set(options) - {"starttls", "weight"}
         if unknown:

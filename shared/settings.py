@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     @field_validator("namespace")
     @classmethod
     def _namespace(cls, value: str) -> str:
-        if _NAMESPACE.match(value) is None:
+        if _NAMESPACE.fullmatch(value) is None:
             raise ValueError("must be 1-63 letters, digits, '-' or '_', starting alphanumeric")
         return value
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from mailfleet.shared.cli import Subparsers
 from mailfleet.shared.settings import Settings
@@ -30,6 +31,13 @@ def register(subparsers: Subparsers) -> None:
     )
     worker.set_defaults(handler=run_worker)
 
+    explain = subparsers.add_parser(
+        "explain", help="show the rate limits that apply to a job, their state and its wait"
+    )
+    explain.add_argument("job", type=Path, help="a job as JSON (one object)")
+    explain.add_argument("--json", action="store_true", help="machine-readable output")
+    explain.set_defaults(handler=run_explain)
+
 
 def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     from mailfleet.worker.runner import Worker  # noqa: PLC0415 (keeps `mailfleet --help` light)
@@ -40,3 +48,11 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
         if getattr(args, key) is not None
     }
     return Worker(settings.model_copy(update=overrides), burst=args.burst).run()
+
+
+def run_explain(args: argparse.Namespace, settings: Settings) -> int:
+    from mailfleet.worker.explain import explain  # noqa: PLC0415
+
+    report = explain(settings, args.job)
+    print(report.to_json() if args.json else report.render())
+    return 0

@@ -34,6 +34,12 @@ class Delivery:
         return value if isinstance(value, int) and value >= 1 else 1
 
     @property
+    def delivery_count(self) -> int:
+        """How often the broker handed this message out before (``x-delivery-count``)."""
+        value = self.headers.get("x-delivery-count", 0)
+        return value if isinstance(value, int) else 0
+
+    @property
     def only_recipients(self) -> list[str] | None:
         """The recipients still to try, when an earlier attempt settled the others."""
         value = self.headers.get(RECIPIENTS)

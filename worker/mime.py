@@ -21,6 +21,7 @@ from mailfleet.shared.job import EmailJob
 JOB_ID_HEADER = "X-Mailfleet-Id"
 # SMTP wants CRLF line ends; smtplib sends bytes as they are.
 _MAX_LINE = 998
+_MAX_WORD = 900  # compat32 folds only at white space; a longer word needs encoding
 _SMTP_POLICY = compat32.clone(linesep="\r\n")
 
 
@@ -56,7 +57,10 @@ def _body(job: EmailJob) -> MIMEBase:
 
 
 def _header(value: str) -> str:
-    return value if value.isascii() else Header(value, "utf-8").encode()
+    """ASCII as is (folded at spaces); RFC 2047 words for non-ASCII or words too long to fold."""
+    if value.isascii() and max(map(len, value.split()), default=0) <= _MAX_WORD:
+        return value
+    return Header(value, "utf-8").encode()
 
 
 def _addresses(values: list[str]) -> str:

@@ -39,6 +39,7 @@ class Pipeline:
         self,
         *,
         limits: JobLimits,
+        crash_limit: int,
         recipients: RecipientFilter,
         admission: Admission | None,
         settler: Settler,
@@ -46,6 +47,7 @@ class Pipeline:
         metrics: WorkerMetrics,
     ) -> None:
         self._limits = limits
+        self._crash_limit = crash_limit
         self._recipients = recipients
         self._admission = admission
         self._settler = settler
@@ -54,6 +56,11 @@ class Pipeline:
 
     def handle(self, delivery: Delivery, transport: Transport) -> Handled:
         started = time.monotonic()
+        if delivery.delivery_count >= self._crash_limit:
+            # Handed out this often, it keeps taking workers down with it: stop here, with
+            # our headers, before the queue's own delivery limit drops it without them.
+            self._settler.crashed(delivery)
+            return Handled.SETTLED
         try:
             job = decode(delivery, self._limits)
         except InvalidJobError as exc:

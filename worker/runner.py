@@ -86,6 +86,7 @@ class Worker:
         )
         self._pipeline = Pipeline(
             limits=settings.job_limits,
+            crash_limit=settings.delivery_limit,
             recipients=RecipientFilter(self._redis, ledger, suppression),
             admission=admission,
             settler=self._settler,

@@ -112,6 +112,19 @@ class Settler:
         )
         self._acker.ack(delivery)
 
+    def crashed(self, delivery: Delivery) -> None:
+        error = f"redelivered {delivery.delivery_count} times: it crashed the workers handling it"
+        self._dead_letter(delivery, "crashed", error, None)
+        self._count_dead_letter("crashed", delivery)
+        log.error(
+            "dead_lettered",
+            job_id=delivery.properties.message_id,
+            lane=delivery.lane,
+            reason="crashed",
+            error=error,
+        )
+        self._acker.ack(delivery)
+
     def defer(self, delivery: Delivery, job: EmailJob, seconds: float) -> None:
         """Park a job whose ``not_before`` lies ahead in a delay tier, without using an attempt."""
         delay = wait_tier(seconds, self._settings.retry_delays)

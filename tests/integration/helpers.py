@@ -72,7 +72,8 @@ class WorkerProcess:
     """``mailfleet worker`` as a child process, to kill or signal like an orchestrator would."""
 
     def __init__(self, settings: Settings, *args: str) -> None:
-        self._log = tempfile.TemporaryFile(mode="w+")  # a pipe could fill up and block it
+        # A file, not a pipe: a pipe nobody reads fills up and blocks the worker. Closed in stop().
+        self._log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
         self.process = subprocess.Popen(
             mailfleet_command("worker", *args),
             env=settings_env(settings),

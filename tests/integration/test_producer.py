@@ -16,7 +16,9 @@ from tests.integration.helpers import make_job
 
 
 def _depths(connection: Connection, settings: Settings) -> dict[str, int]:
-    return {name: ready for name, (ready, _) in queue_depths(connection, topology_of(settings)).items()}
+    return {
+        name: ready for name, (ready, _) in queue_depths(connection, topology_of(settings)).items()
+    }
 
 
 class TestProducer:
@@ -38,7 +40,7 @@ class TestProducer:
     ) -> None:
         """The socket dies under the producer; the next publish still lands, exactly once."""
         producer.publish(make_job(1))
-        live = producer._connection  # noqa: SLF001 (the test breaks the producer's own socket)
+        live = producer._connection
         assert live is not None
         live.connection.sock.shutdown(socket.SHUT_RDWR)
 

@@ -1,0 +1,126 @@
+"""The broker topology as data (DESIGN.md, "Broker topology")."""
+
+# STYLE.md asks for `assert expected == actual`; ruff's SIM300 wants the reverse.
+
+from __future__ import annotations
+
+import pytest
+
+from mailfleet.shared.names import TIER, Names
+from mailfleet.shared.topology import BindingSpec, ExchangeSpec, QueueSpec, Topology, build_topology
+
+NAMESPACE = "t-ns"
+
+
+@pytest.fixture
+def topology() -> Topology:
+    """The topology of namespace ``t-ns`` with three delay tiers and a delivery limit of 20."""
+    return build_topology(Names(NAMESPACE), [5.0, 30.0, 120.0], delivery_limit=20)
+
+
+def queue(topology: Topology, name: str) -> QueueSpec:
+    (found,) = [spec for spec in topology.queues if spec.name == name]
+    return found
+
+
+class TestBuildTopology:
+    """``build_topology``."""
+
+    def test_exchanges(self, topology: Topology) -> None:
+        """A topic exchange for publishing, a headers exchange for delays, a fanout DLX."""
+        expected = (
+            ExchangeSpec("t-ns", "topic"),
+            ExchangeSpec("t-ns.delay", "headers"),
+            ExchangeSpec("t-ns.dlx", "fanout"),
+        )
+        assert expected == topology.exchanges
+
+    def test_queue_names(self, topology: Topology) -> None:
+        """Lane queues, one delay queue per tier and the dead queue, all under the namespace."""
+        expected = [
+            "t-ns.transactional",
+            "t-ns.bulk",
+            "t-ns.delay.5s",
+            "t-ns.delay.30s",
+            "t-ns.delay.2m",
+            "t-ns.dead",
+        ]
+        assert expected == [spec.name for spec in topology.queues]
+
+    def test_every_name_under_namespace(self) -> None:
+        """Two namespaces share no exchange or queue name."""
+        one = build_topology(Names("one"), [5.0], 20)
+        two = build_topology(Names("two"), [5.0], 20)
+        names_one = {spec.name for spec in (*one.exchanges, *one.queues)}
+        names_two = {spec.name for spec in (*two.exchanges, *two.queues)}
+        assert (set(), True) == (
+            names_one & names_two,
+            all(name == "one" or name.startswith("one.") for name in names_one),
+        )
+
+    @pytest.mark.parametrize(
+        ("name", "lane"), [("t-ns.transactional", "transactional"), ("t-ns.bulk", "bulk")]
+    )
+    def test_lane_queue(self, topology: Topology, name: str, lane: str) -> None:
+        """A lane queue is quorum, delivery-limited, dead-letters at least once, bound by lane."""
+        expected = QueueSpec(
+            name,
+            {
+                "x-queue-type": "quorum",
+                "x-delivery-limit": 20,
+                "x-dead-letter-exchange": "t-ns.dlx",
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
+            },
+            (BindingSpec("t-ns", lane),),
+        )
+        assert expected == queue(topology, name)
+
+    def test_delivery_limit_configurable(self) -> None:
+        """The delivery limit is the one given."""
+        topology = build_topology(Names(NAMESPACE), [5.0], delivery_limit=7)
+        assert 7 == queue(topology, "t-ns.bulk").arguments["x-delivery-limit"]
+
+    @pytest.mark.parametrize(
+        ("name", "ttl_ms", "tier"),
+        [
+            ("t-ns.delay.5s", 5000, "5s"),
+            ("t-ns.delay.30s", 30000, "30s"),
+            ("t-ns.delay.2m", 120000, "2m"),
+        ],
+    )
+    def test_delay_queue(self, topology: Topology, name: str, ttl_ms: int, tier: str) -> None:
+        """A delay queue holds its tier's TTL and dead-letters back to the main exchange."""
+        expected = QueueSpec(
+            name,
+            {
+                "x-queue-type": "quorum",
+                "x-message-ttl": ttl_ms,
+                "x-dead-letter-exchange": "t-ns",
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
+            },
+            (BindingSpec("t-ns.delay", "", {"x-match": "all", TIER: tier}),),
+        )
+        assert expected == queue(topology, name)
+
+    def test_one_delay_queue_per_tier(self) -> None:
+        """Repeated or unsorted delays give one queue per distinct tier, shortest first."""
+        topology = build_topology(Names(NAMESPACE), [600.0, 5.0, 5.0, 0.5, 3600.0], 20)
+        delays = [spec.name for spec in topology.queues if spec.name.startswith("t-ns.delay.")]
+        assert ["t-ns.delay.500ms", "t-ns.delay.5s", "t-ns.delay.10m", "t-ns.delay.1h"] == delays
+
+    def test_dead_queue(self, topology: Topology) -> None:
+        """The dead queue is quorum, without TTL or limit, bound to the DLX."""
+        expected = QueueSpec("t-ns.dead", {"x-queue-type": "quorum"}, (BindingSpec("t-ns.dlx"),))
+        assert expected == queue(topology, "t-ns.dead")
+
+    def test_every_queue_quorum(self, topology: Topology) -> None:
+        """Every queue is a quorum queue."""
+        assert {"quorum"} == {spec.arguments["x-queue-type"] for spec in topology.queues}
+
+    def test_idempotent(self) -> None:
+        """Building twice gives the same topology."""
+        assert build_topology(Names("a"), [5.0, 30.0], 20) == build_topology(
+            Names("a"), [5.0, 30.0], 20
+        )

@@ -1,0 +1,66 @@
+"""``mailfleet explain JOB.json``: which limits apply to a job, their state, and its wait."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from mailfleet.shared.job import parse_job
+from mailfleet.shared.settings import Settings
+from mailfleet.worker.rate_limit import RateLimiter
+from mailfleet.worker.redis_client import make_redis
+
+
+@dataclass(frozen=True)
+class BucketState:
+    bucket: str
+    key: str
+    rate: str
+    burst: int
+    wait_s: float
+
+
+@dataclass(frozen=True)
+class Explanation:
+    job_id: str
+    lane: str
+    limits: list[BucketState] = field(default_factory=list)
+
+    @property
+    def wait_s(self) -> float:
+        return max((state.wait_s for state in self.limits), default=0.0)
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "wait_s": self.wait_s}, indent=2)
+
+    def render(self) -> str:
+        lines = [f"job {self.job_id} (lane {self.lane})"]
+        if not self.limits:
+            lines.append("  no limit applies (MAILFLEET_RATE_LIMIT, _DOMAIN_LIMITS, _LANE_LIMITS)")
+        for state in self.limits:
+            now = "token available" if not state.wait_s else f"next token in {state.wait_s}s"
+            lines.append(f"  {state.bucket:<28} {state.rate:>9} burst {state.burst:<5} {now}")
+        lines.append(f"would wait {self.wait_s}s")
+        return "\n".join(lines)
+
+
+def explain(settings: Settings, path: Path) -> Explanation:
+    """The limits for the job in ``path`` (raises InvalidJobError / RedisUnavailable)."""
+    job = parse_job(path.read_bytes(), settings.job_limits)
+    client = make_redis(settings)
+    try:
+        limiter = RateLimiter(client, settings)
+        states = [
+            BucketState(
+                bucket.label,
+                bucket.key,
+                str(bucket.rate),
+                bucket.burst,
+                round(limiter.state(bucket), 3),
+            )
+            for bucket in limiter.buckets_for(job, job.recipients())
+        ]
+    finally:
+        client.close()
+    return Explanation(job.id, job.lane.value, states)
