@@ -80,7 +80,11 @@ def build_topology(names: Names, retry_delays: list[float], delivery_limit: int)
         QueueSpec(
             names.delay_queue(delay),
             _quorum(names.exchange, **{"x-message-ttl": int(delay * 1000)}),
-            (BindingSpec(names.delay_exchange, "", {"x-match": "all", TIER: tier_name(delay)}),),
+            (
+                BindingSpec(
+                    names.delay_exchange, "", {"x-match": "all-with-x", TIER: tier_name(delay)}
+                ),
+            ),
         )
         for delay in sorted(set(retry_delays))
     )

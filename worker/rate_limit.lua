@@ -1,7 +1,7 @@
 -- GCRA over several buckets at once, all or nothing, on Redis's own clock.
 -- KEYS[i]      a bucket
 -- ARGV[2i-1]   emission interval of bucket i, in microseconds (1e6 / rate per second)
--- ARGV[2i]     burst tolerance of bucket i, in microseconds (burst * interval)
+-- ARGV[2i]     burst tolerance of bucket i, in microseconds ((burst - 1) * interval)
 -- Returns {1, 0} when a token was taken from every bucket, else {0, wait_us}: how long
 -- until all of them would conform. A refused call changes nothing.
 local now_parts = redis.call('TIME')

@@ -27,7 +27,11 @@ _MICROS = 1_000_000
 
 @dataclass(frozen=True)
 class Bucket:
-    """One limit: ``rate`` with ``burst`` tokens of tolerance, stored at ``key``."""
+    """One limit: ``rate``, holding at most ``burst`` tokens at once, stored at ``key``.
+
+    So in any one-second window at most ``rate + burst`` tokens are handed out, and with
+    ``burst`` 1 the tokens are evenly spaced.
+    """
 
     key: str
     label: str
@@ -40,11 +44,11 @@ class Bucket:
 
     @property
     def tolerance_us(self) -> int:
-        return self.burst * self.interval_us
+        return (self.burst - 1) * self.interval_us
 
 
 def default_burst(rate: Rate) -> int:
-    """5 % of a second's worth, at least 1: absorbs scheduling jitter, allows no real burst."""
+    """5 % of a second's worth, at least 1: absorbs scheduling jitter, no real burst."""
     return max(1, math.ceil(rate.per_second * 0.05))
 
 

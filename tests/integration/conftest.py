@@ -16,6 +16,7 @@ from mailfleet.producer.sink import SmtpSink
 from mailfleet.producer.topology import declare, delete, topology_of
 from mailfleet.shared.relays import Relay
 from mailfleet.shared.settings import Settings
+from tests.integration.relays import ScriptedReplies
 from tests.servers import rabbitmq_url, redis_url
 
 
@@ -87,3 +88,11 @@ def amqp_connection(settings: Settings) -> Iterator[Connection]:
 def producer(settings: Settings) -> Iterator[Producer]:
     with Producer(settings) as producer:
         yield producer
+
+
+@pytest.fixture
+def replies(smtp_server: SmtpSink) -> ScriptedReplies:
+    """Scripted per-recipient replies on the test relay (accept everyone else)."""
+    scripted = ScriptedReplies()
+    smtp_server.rcpt_reply = scripted.rcpt
+    return scripted
