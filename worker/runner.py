@@ -198,6 +198,7 @@ class Worker:
 
     def _send_loop(self) -> None:
         transport = self._transport_factory()
+        transport.warm_up()
         try:
             while not (self._stopping.is_set() and self._inbox.waiting == 0):
                 delivery = self._inbox.take(timeout=0.2)

@@ -40,6 +40,8 @@ class SendResult:
 class Transport(Protocol):
     def send(self, envelope: Envelope) -> SendResult: ...
 
+    def warm_up(self) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -53,6 +55,17 @@ class SmtpTransport:
         self._local_hostname = local_hostname
         self._connections: dict[Relay, smtplib.SMTP] = {}
         self._last_used: dict[Relay, float] = {}
+
+    def warm_up(self) -> None:
+        """Open a connection to every relay now, so the first job does not pay for it (and
+        rate-limited sends reach the relay as evenly spaced as their tokens)."""
+        for relay in self._relays:
+            if relay not in self._connections:
+                try:
+                    self._connections[relay] = self._open(relay)
+                    self._last_used[relay] = time.monotonic()
+                except (smtplib.SMTPException, OSError):
+                    continue  # the first send will retry and report it
 
     def close(self) -> None:
         for connection in self._connections.values():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,10 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kombu.connection import Connection
+from pydantic import SecretStr
 
 from mailfleet.producer.sink import SmtpSink
 from mailfleet.shared import names as headers
+from mailfleet.shared.durations import Rate
 from mailfleet.shared.job import EmailJob
+from mailfleet.shared.relays import Relay
 from mailfleet.shared.settings import Settings
 from mailfleet.worker.runner import Worker
 
@@ -45,22 +49,41 @@ def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 
     return condition()
 
 
+def _relay_url(relay: Relay) -> str:
+    scheme = "smtps" if relay.implicit_tls else "smtp"
+    password = f":{relay.password.get_secret_value()}" if relay.password else ""
+    userinfo = f"{relay.username}{password}@" if relay.username else ""
+    query = f"?starttls={str(relay.starttls).lower()}&weight={relay.weight}"
+    return f"{scheme}://{userinfo}{relay.host}:{relay.port}{query}"
+
+
+def _env_value(value: Any) -> str | None:  # noqa: PLR0911 (one return per setting type)
+    """A setting's value spelled as the environment variable ``load_settings`` reads."""
+    if value is None:
+        return None
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, Rate):
+        return str(value)
+    if isinstance(value, list) and value and isinstance(value[0], Relay):
+        return ",".join(_relay_url(relay) for relay in value)
+    if isinstance(value, list):
+        return ",".join(f"{round(item * 1000)}ms" for item in value)
+    if isinstance(value, dict):
+        return json.dumps({str(key): str(item) for key, item in value.items()})
+    if isinstance(value, float):
+        return f"{round(value * 1000)}ms"
+    return str(value)
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that makes a ``mailfleet`` subprocess use ``settings``."""
+    """The environment that makes a ``mailfleet`` subprocess use exactly ``settings``."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("MAILFLEET_")}
-    env.update(
-        MAILFLEET_AMQP_URL=settings.amqp_url.get_secret_value(),
-        MAILFLEET_REDIS_URL=settings.redis_url.get_secret_value(),
-        MAILFLEET_NAMESPACE=settings.namespace,
-        MAILFLEET_SMTP_RELAYS=",".join(f"smtp://{r.host}:{r.port}" for r in settings.smtp_relays),
-        MAILFLEET_RETRY_DELAYS=",".join(f"{int(d * 1000)}ms" for d in settings.retry_delays),
-        MAILFLEET_MAX_ATTEMPTS=str(settings.max_attempts),
-        MAILFLEET_CONCURRENCY=str(settings.concurrency),
-        MAILFLEET_PREFETCH=str(settings.prefetch),
-        MAILFLEET_SHUTDOWN_GRACE=f"{settings.shutdown_grace}s",
-        MAILFLEET_METRICS_PORT=str(settings.metrics_port),
-        MAILFLEET_LOG_FORMAT="json",
-    )
+    for name in Settings.model_fields:
+        value = _env_value(getattr(settings, name))
+        if value is not None:
+            env[f"MAILFLEET_{name.upper()}"] = value
+    env["MAILFLEET_LOG_FORMAT"] = "json"
     return env
 
 
