@@ -1,15 +1,33 @@
-"""SMTP relay addresses: ``smtp://[user:pass@]host:port[?starttls=true]`` or ``smtps://``."""
+"""SMTP relay addresses.
+
+``smtp://[user:pass@]host:port[?starttls=true|false&weight=N&rate=100/s]`` or ``smtps://…``
+(implicit TLS). STARTTLS is required by default for every relay that is not on loopback;
+``starttls=false`` turns it off explicitly (a local sink, a trusted network).
+"""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import SecretStr
 
+from mailfleet.shared.durations import Rate
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _DEFAULT_PORTS = {"smtp": 25, "smtps": 465}
+_OPTIONS = {"starttls", "weight", "rate"}
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -19,15 +37,22 @@ class Relay:
     host: str
     port: int
     implicit_tls: bool = False
-    starttls: bool = False
+    starttls: bool | None = None  # None: required unless the relay is on loopback
     username: str | None = None
     password: SecretStr | None = field(default=None, repr=False)
     weight: int = 1
+    rate: Rate | None = None
 
     @property
     def name(self) -> str:
         """``host:port``: how logs and metrics name the relay (no credentials)."""
         return f"{self.host}:{self.port}"
+
+    @property
+    def uses_starttls(self) -> bool:
+        if self.implicit_tls:
+            return False
+        return self.starttls if self.starttls is not None else not is_loopback(self.host)
 
     @classmethod
     def parse(cls, url: str) -> Relay:
@@ -43,21 +68,32 @@ class Relay:
         if not 0 < port < 65536:
             raise ValueError("relay URL has an invalid port")
         options = {key: values[-1].lower() for key, values in parse_qs(parts.query).items()}
-        unknown = set(options) - {"starttls", "weight"}
+        unknown = set(options) - _OPTIONS
         if unknown:
             raise ValueError(f"unknown relay option(s): {', '.join(sorted(unknown))}")
-        starttls = options.get("starttls", "false")
-        if starttls not in _TRUE | _FALSE:
-            raise ValueError("starttls must be true or false")
-        weight = options.get("weight", "1")
-        if not weight.isdigit() or int(weight) < 1:
-            raise ValueError("weight must be a whole number of at least 1")
         return cls(
             host=parts.hostname,
             port=port,
             implicit_tls=parts.scheme == "smtps",
-            starttls=starttls in _TRUE,
+            starttls=_starttls(options.get("starttls"), parts.scheme),
             username=unquote(parts.username) if parts.username else None,
             password=SecretStr(unquote(parts.password)) if parts.password else None,
-            weight=int(weight),
+            weight=_weight(options.get("weight", "1")),
+            rate=Rate.parse(options["rate"]) if "rate" in options else None,
         )
+
+
+def _starttls(value: str | None, scheme: str) -> bool | None:
+    if value is None:
+        return None
+    if value not in _TRUE | _FALSE:
+        raise ValueError("starttls must be true or false")
+    if scheme == "smtps" and value in _TRUE:
+        raise ValueError("smtps:// is already TLS; starttls=true contradicts it")
+    return value in _TRUE
+
+
+def _weight(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError("weight must be a whole number of at least 1")
+    return int(value)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
@@ -58,6 +59,11 @@ class Settings(BaseSettings):
         default_factory=lambda: [Relay.parse("smtp://127.0.0.1:1025")], min_length=1
     )
     smtp_timeout: DurationSetting = 10.0
+    smtp_username: str | None = None  # for relays whose URL carries no credentials
+    smtp_password: SecretStr | None = None
+    smtp_ca_file: Path | None = None  # CA bundle to verify relay certificates against
+    breaker_failures: int = Field(default=3, ge=1)  # failures in a row that open a relay
+    breaker_cooldown: DurationSetting = 15.0  # how long an open relay is skipped
 
     prefetch: int = Field(default=20, ge=1, le=10_000)
     concurrency: int = Field(default=8, ge=1, le=256)
@@ -88,6 +94,13 @@ class Settings(BaseSettings):
     def _namespace(cls, value: str) -> str:
         if _NAMESPACE.fullmatch(value) is None:
             raise ValueError("must be 1-63 letters, digits, '-' or '_', starting alphanumeric")
+        return value
+
+    @field_validator("smtp_ca_file")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a readable file")
         return value
 
     @field_validator("domain_limits")

@@ -10,6 +10,7 @@ import time
 from enum import Enum
 
 from mailfleet.shared.job import EmailJob, Lane
+from mailfleet.shared.relays import Relay
 from mailfleet.worker.delivery import Delivery, Inbox
 from mailfleet.worker.fail_closed import FailClosed
 from mailfleet.worker.metrics import WorkerMetrics
@@ -37,8 +38,10 @@ class Admission:
         self._metrics = metrics
         self._stopping = stopping
 
-    def admit(self, delivery: Delivery, job: EmailJob, recipients: list[str]) -> Admit:
-        buckets = self._limiter.buckets_for(job, recipients)
+    def admit(
+        self, delivery: Delivery, job: EmailJob, recipients: list[str], relay: Relay | None = None
+    ) -> Admit:
+        buckets = self._limiter.buckets_for(job, recipients, relay)
         if not buckets:
             return Admit.GRANTED
         started = time.monotonic()

@@ -3,9 +3,11 @@ process in tests). Names are part of the contract with deploy/prometheus/alerts.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -77,5 +79,22 @@ class WorkerMetrics:
         self.broker_connected.set_function(lambda: float(broker()))
         self.redis_connected.set_function(lambda: float(redis()))
 
+    def watch_relays(self, states: Callable[[], dict[str, str]]) -> None:
+        """``mailfleet_relay_up{relay}``: 1 while the relay's circuit breaker is closed."""
+        self.registry.register(_RelayCollector(states))
+
     def job(self, outcome: str, lane: str) -> None:
         self.jobs.labels(outcome=outcome, lane=lane).inc()
+
+
+class _RelayCollector(Collector):
+    def __init__(self, states: Callable[[], dict[str, str]]) -> None:
+        self._states = states
+
+    def collect(self) -> Iterable[Metric]:
+        gauge = GaugeMetricFamily(
+            "mailfleet_relay_up", "1 while the relay's circuit breaker is closed.", labels=["relay"]
+        )
+        for relay, state in self._states().items():
+            gauge.add_metric([relay], 1.0 if state == "closed" else 0.0)
+        yield gauge

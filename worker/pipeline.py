@@ -11,8 +11,9 @@ from enum import Enum
 from mailfleet.shared.addresses import bare_address
 from mailfleet.shared.errors import InvalidJobError
 from mailfleet.shared.job import JOB_TYPE, EmailJob, JobLimits, parse_job
-from mailfleet.worker.admission import Admission, Admit
+from mailfleet.worker.admission import Admit
 from mailfleet.worker.delivery import Delivery
+from mailfleet.worker.dispatch import Dispatcher
 from mailfleet.worker.fail_closed import FailClosed
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.mime import build_message
@@ -41,7 +42,7 @@ class Pipeline:
         limits: JobLimits,
         crash_limit: int,
         recipients: RecipientFilter,
-        admission: Admission | None,
+        dispatcher: Dispatcher,
         settler: Settler,
         gate: FailClosed,
         metrics: WorkerMetrics,
@@ -49,7 +50,7 @@ class Pipeline:
         self._limits = limits
         self._crash_limit = crash_limit
         self._recipients = recipients
-        self._admission = admission
+        self._dispatcher = dispatcher
         self._settler = settler
         self._gate = gate
         self._metrics = metrics
@@ -86,16 +87,14 @@ class Pipeline:
             else:
                 self._settler.duplicate(delivery, job)
             return Handled.SETTLED
-        if self._admission is not None:
-            verdict = self._admission.admit(delivery, job, recipients.to_send)
-            if verdict is Admit.STEP_ASIDE:
-                return Handled.GIVE_BACK
-            if verdict is Admit.STOPPING:
-                self._settler.requeue(delivery)
-                return Handled.SETTLED
         envelope = Envelope(bare_address(job.from_), recipients.to_send, build_message(job))
         sending = time.monotonic()
-        result = transport.send(envelope)
+        result = self._dispatcher.dispatch(delivery, job, envelope, transport)
+        if result is Admit.STEP_ASIDE:
+            return Handled.GIVE_BACK
+        if isinstance(result, Admit):  # the worker is stopping while waiting for a token
+            self._settler.requeue(delivery)
+            return Handled.SETTLED
         self._metrics.send_seconds.observe(time.monotonic() - sending)
         self._settler.settle(delivery, job, result, started)
         return Handled.SETTLED

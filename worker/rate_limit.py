@@ -18,6 +18,7 @@ from mailfleet.shared.durations import Rate
 from mailfleet.shared.errors import RedisUnavailable
 from mailfleet.shared.job import EmailJob
 from mailfleet.shared.names import Names
+from mailfleet.shared.relays import Relay
 from mailfleet.shared.settings import Settings
 from mailfleet.worker.redis_client import REDIS_DOWN
 
@@ -75,6 +76,7 @@ class RateLimiter:
             domain: self._bucket(names, f"domain:{domain}", f"domain {domain}", rate, None)
             for domain, rate in settings.domain_limits.items()
         }
+        self._relay_limits = any(relay.rate for relay in settings.smtp_relays)
         self._lanes = {
             lane: self._bucket(names, f"lane:{lane.value}", f"lane {lane.value}", rate, None)
             for lane, rate in settings.lane_limits.items()
@@ -86,14 +88,23 @@ class RateLimiter:
 
     @property
     def configured(self) -> bool:
-        return bool(self._global or self._domains or self._lanes)
+        return bool(self._global or self._domains or self._lanes or self._relay_limits)
 
-    def buckets_for(self, job: EmailJob, recipients: list[str]) -> list[Bucket]:
+    def buckets_for(
+        self, job: EmailJob, recipients: list[str], relay: Relay | None = None
+    ) -> list[Bucket]:
+        """Every bucket a send of ``job`` to ``recipients`` through ``relay`` takes from."""
         buckets = [self._global] if self._global else []
         domains = sorted({domain_of(rcpt) for rcpt in recipients})
         buckets += [self._domains[domain] for domain in domains if domain in self._domains]
         if job.lane in self._lanes:
             buckets.append(self._lanes[job.lane])
+        if relay is not None and relay.rate is not None:
+            buckets.append(
+                self._bucket(
+                    self._names, f"relay:{relay.name}", f"relay {relay.name}", relay.rate, None
+                )
+            )
         return buckets
 
     def try_take(self, buckets: list[Bucket]) -> Admission:

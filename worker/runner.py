@@ -31,6 +31,7 @@ from mailfleet.worker.admission import Admission
 from mailfleet.worker.amqp import CONNECTION_ERRORS
 from mailfleet.worker.consumer import LaneConsumer
 from mailfleet.worker.delivery import Inbox
+from mailfleet.worker.dispatch import Dispatcher
 from mailfleet.worker.fail_closed import FailClosed
 from mailfleet.worker.health_server import HealthServer
 from mailfleet.worker.idempotency import SentLedger
@@ -39,6 +40,7 @@ from mailfleet.worker.pipeline import Handled, Pipeline
 from mailfleet.worker.rate_limit import RateLimiter
 from mailfleet.worker.recipients import RecipientFilter
 from mailfleet.worker.redis_client import REDIS_DOWN, make_redis
+from mailfleet.worker.relay_pool import RelayPool
 from mailfleet.worker.republisher import Republisher
 from mailfleet.worker.settle import Settler
 from mailfleet.worker.smtp import SmtpTransport, Transport
@@ -59,7 +61,15 @@ class Worker:
         self._settings = settings
         self._burst = burst
         self._transport_factory = transport_factory or (
-            lambda: SmtpTransport(settings.smtp_relays, settings.smtp_timeout)
+            lambda: SmtpTransport(
+                settings.smtp_timeout,
+                ca_file=settings.smtp_ca_file,
+                username=settings.smtp_username,
+                password=settings.smtp_password,
+            )
+        )
+        self._relays = RelayPool(
+            settings.smtp_relays, settings.breaker_failures, settings.breaker_cooldown
         )
         self._stopping = threading.Event()
         self._inbox = Inbox()
@@ -88,7 +98,7 @@ class Worker:
             limits=settings.job_limits,
             crash_limit=settings.delivery_limit,
             recipients=RecipientFilter(self._redis, ledger, suppression),
-            admission=admission,
+            dispatcher=Dispatcher(self._relays, admission),
             settler=self._settler,
             gate=self._gate,
             metrics=self.metrics,
@@ -105,6 +115,7 @@ class Worker:
             broker=lambda: self._consumer.connected,
             redis=lambda: self._redis_up and self._gate.healthy,
         )
+        self.metrics.watch_relays(lambda: {k: str(v) for k, v in self._relays.states().items()})
 
     def readiness(self) -> dict[str, bool]:
         """What ``/readyz`` reports: every check must hold for the worker to take traffic."""
@@ -198,7 +209,7 @@ class Worker:
 
     def _send_loop(self) -> None:
         transport = self._transport_factory()
-        transport.warm_up()
+        transport.warm_up(self._settings.smtp_relays)
         try:
             while not (self._stopping.is_set() and self._inbox.waiting == 0):
                 delivery = self._inbox.take(timeout=0.2)

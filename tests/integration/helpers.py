@@ -53,7 +53,12 @@ def _relay_url(relay: Relay) -> str:
     scheme = "smtps" if relay.implicit_tls else "smtp"
     password = f":{relay.password.get_secret_value()}" if relay.password else ""
     userinfo = f"{relay.username}{password}@" if relay.username else ""
-    query = f"?starttls={str(relay.starttls).lower()}&weight={relay.weight}"
+    options = {"weight": str(relay.weight)}
+    if relay.starttls is not None:
+        options["starttls"] = str(relay.starttls).lower()
+    if relay.rate is not None:
+        options["rate"] = str(relay.rate)
+    query = "?" + "&".join(f"{key}={value}" for key, value in options.items())
     return f"{scheme}://{userinfo}{relay.host}:{relay.port}{query}"
 
 

@@ -28,9 +28,9 @@ class TestRelayParse:
             ("smtp://relay:587?starttls=yes", Relay("relay", 587, starttls=True)),
             ("smtp://relay:587?starttls=1", Relay("relay", 587, starttls=True)),
             ("smtp://relay:587?starttls=on", Relay("relay", 587, starttls=True)),
-            ("smtp://relay?starttls=false", Relay("relay", 25)),
-            ("smtp://relay?starttls=off", Relay("relay", 25)),
-            ("smtp://relay?starttls=0", Relay("relay", 25)),
+            ("smtp://relay?starttls=false", Relay("relay", 25, starttls=False)),
+            ("smtp://relay?starttls=off", Relay("relay", 25, starttls=False)),
+            ("smtp://relay?starttls=0", Relay("relay", 25, starttls=False)),
             ("smtp://relay?weight=3", Relay("relay", 25, weight=3)),
             ("smtp://relay?weight=3&starttls=true", Relay("relay", 25, starttls=True, weight=3)),
             ("smtp://mailer@relay", Relay("relay", 25, username="mailer")),
@@ -76,11 +76,13 @@ class TestRelayParse:
             "smtp://relay?weight=-1",
             "smtp://relay?weight=1.5",
             "smtp://relay?weight=many",
+            "smtps://relay?starttls=true",
+            "smtp://relay?rate=fast",
         ],
     )
     def test_invalid(self, url: str) -> None:
         """A wrong scheme, missing host, bad port or unknown/bad option is refused."""
-        with pytest.raises(ValueError, match=r"relay URL|relay option|starttls|weight"):
+        with pytest.raises(ValueError, match=r"relay URL|relay option|starttls|weight|rate"):
             Relay.parse(url)
 
 
@@ -104,3 +106,28 @@ class TestRelaySecrets:
     def test_name(self, url: str, name: str) -> None:
         """``name`` is host:port, without credentials, for logs and metrics."""
         assert name == Relay.parse(url).name
+
+
+class TestRelayTls:
+    """STARTTLS is required for relays off loopback unless turned off explicitly."""
+
+    @pytest.mark.parametrize(
+        ("url", "expected"),
+        [
+            ("smtp://relay.example.com:587", True),
+            ("smtp://10.0.0.5:25", True),
+            ("smtp://127.0.0.1:1025", False),
+            ("smtp://localhost:1025", False),
+            ("smtp://[::1]:1025", False),
+            ("smtp://relay.example.com:25?starttls=false", False),
+            ("smtp://127.0.0.1:1025?starttls=true", True),
+            ("smtps://relay.example.com", False),
+        ],
+    )
+    def test_uses_starttls(self, url: str, expected: bool) -> None:
+        """Auto STARTTLS: on for remote hosts, off for loopback and implicit TLS."""
+        assert expected == Relay.parse(url).uses_starttls
+
+    def test_rate_option(self) -> None:
+        """``rate=100/s`` gives the relay a bucket of its own."""
+        assert "100/s" == str(Relay.parse("smtp://relay?rate=100/s").rate)

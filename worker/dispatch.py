@@ -1,0 +1,47 @@
+"""Sending one envelope: choose a relay, take its tokens, send, and when the relay itself
+failed, record it for the breaker and try once more on another healthy relay."""
+
+from __future__ import annotations
+
+from mailfleet.shared.job import EmailJob
+from mailfleet.shared.relays import Relay
+from mailfleet.worker.admission import Admission, Admit
+from mailfleet.worker.delivery import Delivery
+from mailfleet.worker.relay_pool import RelayPool
+from mailfleet.worker.replies import SmtpReply
+from mailfleet.worker.smtp import Envelope, SendResult, Transport
+
+_TRIES = 2  # the chosen relay, then one other
+
+
+def no_relay(envelope: Envelope) -> SendResult:
+    """Every relay's breaker is open: a transient failure, so the job waits in a delay tier."""
+    reply = SmtpReply(0, "no healthy relay: every relay's circuit breaker is open")
+    return SendResult("none", refused=dict.fromkeys(envelope.recipients, reply), relay_failed=True)
+
+
+class Dispatcher:
+    def __init__(self, pool: RelayPool, admission: Admission | None) -> None:
+        self._pool = pool
+        self._admission = admission
+
+    def dispatch(
+        self, delivery: Delivery, job: EmailJob, envelope: Envelope, transport: Transport
+    ) -> SendResult | Admit:
+        """The relay's replies, or the admission verdict that stopped the send."""
+        tried: list[Relay] = []
+        result: SendResult | None = None
+        for _ in range(_TRIES):
+            relay = self._pool.choose(exclude=tried)
+            if relay is None:
+                break
+            if self._admission is not None:
+                verdict = self._admission.admit(delivery, job, envelope.recipients, relay)
+                if verdict is not Admit.GRANTED:
+                    return verdict
+            result = transport.send(envelope, relay)
+            self._pool.record(relay, failed=result.relay_failed)
+            if not result.relay_failed:
+                return result
+            tried.append(relay)
+        return result if result is not None else no_relay(envelope)
