@@ -7,10 +7,12 @@ import sys
 import time
 from pathlib import Path
 
+from mailfleet.producer import dlq_cli, suppression_cli
 from mailfleet.producer.connection import open_connection
 from mailfleet.producer.jsonlines import read_jobs
 from mailfleet.producer.publisher import Producer
 from mailfleet.producer.sink import SmtpSink
+from mailfleet.producer.stats import register as stats_register
 from mailfleet.producer.topology import declare, topology_of
 from mailfleet.shared.cli import EXIT_OK, EXIT_USAGE, Subparsers
 from mailfleet.shared.settings import Settings
@@ -36,6 +38,10 @@ def register(subparsers: Subparsers) -> None:
     demo.add_argument("--emails", type=int, default=1000, help="how many emails (default 1000)")
     demo.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     demo.set_defaults(handler=run_demo)
+
+    stats_register(subparsers)
+    dlq_cli.register(subparsers)
+    suppression_cli.register(subparsers)
 
 
 def run_publish(args: argparse.Namespace, settings: Settings) -> int:

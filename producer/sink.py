@@ -83,7 +83,10 @@ class SmtpSink:
         rcpt_reply: RcptReply | None = None,
         data_reply: DataReply | None = None,
         keep_messages: bool = True,
+        **smtp_options: Any,
     ) -> None:
+        """``smtp_options`` go to aiosmtpd's SMTP server (``tls_context``,
+        ``require_starttls``, ``authenticator``, ``auth_require_tls`` ...)."""
         self.host = host
         self.port = port or free_port(host)
         self.rcpt_reply = rcpt_reply
@@ -93,7 +96,7 @@ class SmtpSink:
         self._messages: list[ReceivedMessage] = []
         self._count = 0
         self._changed = threading.Condition()
-        self._controller = Controller(_Handler(self), hostname=host, port=self.port)
+        self._controller = Controller(_Handler(self), hostname=host, port=self.port, **smtp_options)
 
     @property
     def url(self) -> str:

@@ -38,7 +38,9 @@ class TestPoisonMessages:
         assert wait_until(lambda: smtp_server.count == 1, timeout=20)
         assert 0 == worker.stop()
 
-        letters = {letter.job_id: letter for letter in drain_dead_letters(amqp_connection, settings)}
+        letters = {
+            letter.job_id: letter for letter in drain_dead_letters(amqp_connection, settings)
+        }
         assert {"junk", "no-rcpt"} == set(letters)
         assert {"invalid"} == {letter.reason for letter in letters.values()}
         assert "recipient" in letters["no-rcpt"].error

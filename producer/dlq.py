@@ -1,0 +1,178 @@
+"""Reading, replaying and purging the dead-letter queue ``{ns}.dead`` over a kombu connection.
+
+Every operation takes messages with ``basic.get`` and holds them unacked: at most as many
+as the queue held when it began (a passive declare), so it never loops over what it hands
+back or over letters that die again while it runs. It acks only what it replays, skips or
+purges; closing its channel at the end returns every other message to the queue, untouched.
+
+Replay is confirm-then-ack: a dead letter is acked only after the broker confirmed its copy
+in the lane, so a crash in between duplicates a job (which the sent ledger absorbs), never
+loses one. Before republishing, recipients the sent ledger or the suppression list rule out
+are dropped; a letter with nobody left is acked and counted as skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from kombu.connection import Connection
+
+from mailfleet.producer.amqp_errors import CLOSE_ERRORS, broker_errors
+from mailfleet.producer.dead_letter import DeadLetter, Selection, read_dead_letter
+from mailfleet.producer.dlq_report import PurgeReport, ReplayReport
+from mailfleet.producer.replay import ConfirmedMover, replay_message
+from mailfleet.producer.replay_check import ReplayCheck
+from mailfleet.shared.errors import MailfleetError
+from mailfleet.shared.job import EmailJob
+from mailfleet.shared.settings import Settings
+
+
+class DeadLetterScan:
+    """Dead letters taken one by one and held unacked; ``close()`` hands back the rest."""
+
+    def __init__(self, connection: Connection, settings: Settings) -> None:
+        self._settings = settings
+        self._queue = settings.names.dead_queue
+        self._channel = connection.channel()
+        _, self.total, _ = self._channel.queue_declare(self._queue, passive=True)
+        self.taken = 0
+
+    def __iter__(self) -> Iterator[DeadLetter]:
+        while self.taken < self.total:
+            with broker_errors(self._queue):
+                message = self._channel.basic_get(self._queue, no_ack=False)
+            if message is None:
+                return
+            self.taken += 1
+            yield read_dead_letter(message, self._settings.names, self._settings.job_limits)
+
+    def ack(self, letter: DeadLetter) -> None:
+        """Remove ``letter`` from the queue for good."""
+        with broker_errors(self._queue):
+            self._channel.basic_ack(letter.delivery_tag)
+
+    def close(self) -> None:
+        """Close the channel: the broker requeues every letter taken and not acked."""
+        with contextlib.suppress(*CLOSE_ERRORS):
+            self._channel.close()
+
+
+class DeadLetterQueue:
+    """The dead letters of one namespace; the caller owns (and releases) ``connection``."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        settings: Settings,
+        *,
+        batch: int = 100,
+        confirm_timeout: float = 30.0,
+    ) -> None:
+        self._connection = connection
+        self._settings = settings
+        self._batch = batch
+        self._confirm_timeout = confirm_timeout
+
+    @contextlib.contextmanager
+    def browse(self) -> Iterator[DeadLetterScan]:
+        """A scan of the queue; every letter not acked in it goes back when it ends."""
+        with broker_errors(self._settings.names.dead_queue):
+            scan = DeadLetterScan(self._connection, self._settings)
+        try:
+            yield scan
+        finally:
+            scan.close()
+
+    def letters(self, selection: Selection | None = None) -> list[DeadLetter]:
+        """The dead letters that match ``selection``, read without removing any."""
+        selection = selection or Selection()
+        now = datetime.now(UTC)
+        with self.browse() as scan:
+            return [letter for letter in scan if selection.matches(letter, now)]
+
+    def purge(
+        self, selection: Selection, *, limit: int | None = None, dry_run: bool = False
+    ) -> PurgeReport:
+        """Remove the matching dead letters for good (or, with ``dry_run``, count them)."""
+        now = datetime.now(UTC)
+        with self.browse() as scan:
+            report = PurgeReport(total=scan.total, dry_run=dry_run)
+            for letter in scan:
+                if not selection.matches(letter, now):
+                    continue
+                if not dry_run:
+                    scan.ack(letter)
+                report.purged.append(letter.id)
+                if limit is not None and len(report.purged) >= limit:
+                    break
+        return report
+
+    def replay(
+        self,
+        selection: Selection,
+        check: ReplayCheck,
+        *,
+        limit: int | None = None,
+        rate: float | None = None,
+        dry_run: bool = False,
+    ) -> ReplayReport:
+        """Move matching dead letters back to their lanes; a broker or Redis failure stops
+        the replay and is kept in ``report.error`` beside what was done until then."""
+        now = datetime.now(UTC)
+        with self.browse() as scan:
+            report = ReplayReport(total=scan.total, dry_run=dry_run)
+            mover = ConfirmedMover(
+                self._connection,
+                scan,
+                report,
+                batch=self._batch,
+                rate=rate,
+                confirm_timeout=self._confirm_timeout,
+            )
+            handled = 0
+            try:
+                for letter in scan:
+                    if not selection.matches(letter, now):
+                        continue
+                    if letter.job is None:
+                        report.invalid.append(letter.id)
+                        continue
+                    handled += 1
+                    go_on = self._replay_one(
+                        letter, letter.job, check=check, scan=scan, mover=mover, report=report
+                    )
+                    if not go_on or (limit is not None and handled >= limit):
+                        break
+                mover.flush()
+            except MailfleetError as exc:
+                report.error = str(exc)
+            finally:
+                mover.close()
+        return report
+
+    def _replay_one(
+        self,
+        letter: DeadLetter,
+        job: EmailJob,
+        *,
+        check: ReplayCheck,
+        scan: DeadLetterScan,
+        mover: ConfirmedMover,
+        report: ReplayReport,
+    ) -> bool:
+        """Skip, or queue for republishing, one matching letter; False to stop replaying."""
+        rechecked = check.check(job.id, letter.recipients)
+        if not rechecked.remaining:
+            skipped = report.skipped_suppressed if rechecked.suppressed else report.skipped_sent
+            skipped.append(letter.id)
+            if not report.dry_run:
+                scan.ack(letter)
+            return True
+        report.dropped_recipients += len(letter.recipients) - len(rechecked.remaining)
+        if report.dry_run:
+            report.replayed.append(letter.id)
+            return True
+        message = replay_message(letter, job, rechecked.remaining, self._settings.names.exchange)
+        return mover.add(letter, message)

@@ -1,0 +1,273 @@
+"""``mailfleet dlq list|show|replay|purge|export``: the dead-letter tools for operators.
+
+Exit codes: 0 done, 1 an error (or a replay the broker partly refused, or a purge the
+operator declined), 2 bad usage. ``list``, ``show`` and ``export`` remove nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import sys
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from mailfleet.producer.connection import open_connection
+from mailfleet.producer.dead_letter import REASONS, DeadLetter, Selection
+from mailfleet.producer.dlq import DeadLetterQueue
+from mailfleet.producer.dlq_output import (
+    export_record,
+    render_letter,
+    render_table,
+    show_record,
+    summary_row,
+)
+from mailfleet.producer.dlq_report import PurgeReport
+from mailfleet.producer.redis_client import make_redis
+from mailfleet.producer.replay_check import ReplayCheck
+from mailfleet.shared.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, Subparsers
+from mailfleet.shared.durations import parse_duration
+from mailfleet.shared.job import Lane
+from mailfleet.shared.settings import Settings
+
+_SHOWN_IDS = 20
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text!r}")
+    return value
+
+
+def _filters() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("filters (a dead letter must pass every one given)")
+    group.add_argument("--reason", action="append", choices=REASONS, help="repeatable")
+    group.add_argument("--lane", action="append", choices=[lane.value for lane in Lane])
+    group.add_argument("--domain", action="append", help="a recipient domain; repeatable")
+    group.add_argument(
+        "--older-than", type=_duration, metavar="DURATION", help="failed at least this long ago"
+    )
+    group.add_argument("--id", action="append", dest="ids", metavar="ID", help="repeatable")
+    group.add_argument("--limit", type=_positive_int, metavar="N", help="act on at most N")
+    return parent
+
+
+def register(subparsers: Subparsers) -> None:
+    dlq = subparsers.add_parser("dlq", help="list, show, replay, purge or export dead letters")
+    actions = dlq.add_subparsers(dest="action", metavar="ACTION", required=True)
+    filters = _filters()
+    json_flag = argparse.ArgumentParser(add_help=False)
+    json_flag.add_argument("--json", action="store_true", help="machine-readable output")
+
+    listing = actions.add_parser(
+        "list", parents=[filters, json_flag], help="a table of dead letters (removes none)"
+    )
+    listing.set_defaults(handler=run_list)
+
+    show = actions.add_parser("show", parents=[json_flag], help="headers and job of one letter")
+    show.add_argument("id", help="the job id (message id)")
+    show.set_defaults(handler=run_show)
+
+    replay = actions.add_parser(
+        "replay", parents=[filters, json_flag], help="move dead letters back to their lanes"
+    )
+    replay.add_argument("--rate", type=_positive_float, metavar="N", help="messages per second")
+    replay.add_argument("--dry-run", action="store_true", help="report only; move nothing")
+    replay.set_defaults(handler=run_replay)
+
+    purge = actions.add_parser(
+        "purge", parents=[filters, json_flag], help="delete dead letters for good"
+    )
+    purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    purge.add_argument("--dry-run", action="store_true", help="report only; delete nothing")
+    purge.set_defaults(handler=run_purge)
+
+    export = actions.add_parser(
+        "export", parents=[filters], help="dead letters as JSON lines (removes none)"
+    )
+    export.add_argument("--output", metavar="FILE", help="write here instead of stdout")
+    export.set_defaults(handler=run_export)
+
+
+def selection_of(args: argparse.Namespace) -> Selection:
+    return Selection(
+        reasons=frozenset(args.reason or ()),
+        lanes=frozenset(args.lane or ()),
+        domains=frozenset(domain.lower() for domain in args.domain or ()),
+        ids=frozenset(args.ids or ()),
+        older_than=args.older_than,
+    )
+
+
+@contextlib.contextmanager
+def _dead_letters(settings: Settings) -> Iterator[DeadLetterQueue]:
+    connection = open_connection(settings)
+    try:
+        yield DeadLetterQueue(connection, settings)
+    finally:
+        connection.release()
+
+
+def _matching(
+    queue: DeadLetterQueue, args: argparse.Namespace, use: Callable[[DeadLetter], object]
+) -> tuple[int, int]:
+    """Call ``use(letter)`` for each match (up to ``--limit``); return (matched, in queue)."""
+    selection, matched = selection_of(args), 0
+    moment = datetime.now(UTC)
+    with queue.browse() as scan:
+        for letter in scan:
+            if selection.matches(letter, moment):
+                use(letter)
+                matched += 1
+                if args.limit is not None and matched >= args.limit:
+                    break
+        return matched, scan.total
+
+
+def run_list(args: argparse.Namespace, settings: Settings) -> int:
+    rows: list[dict[str, Any]] = []
+    with _dead_letters(settings) as queue:
+        _, total = _matching(queue, args, lambda letter: rows.append(summary_row(letter)))
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    if rows:
+        print(render_table(rows))
+    print(f"listed {len(rows)} of {total} dead letters in {settings.names.dead_queue}")
+    return EXIT_OK
+
+
+def run_show(args: argparse.Namespace, settings: Settings) -> int:
+    with _dead_letters(settings) as queue:
+        found = queue.letters(Selection(ids=frozenset({args.id})))
+    if not found:
+        print(
+            f"mailfleet dlq show: no dead letter with id {args.id!r} in "
+            f"{settings.names.dead_queue}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    if args.json:
+        print(json.dumps([show_record(letter) for letter in found], indent=2, ensure_ascii=False))
+    else:
+        print("\n---\n".join(render_letter(letter) for letter in found))
+    return EXIT_OK
+
+
+def _ids(label: str, ids: list[str]) -> None:
+    if ids:
+        more = f" … and {len(ids) - _SHOWN_IDS} more" if len(ids) > _SHOWN_IDS else ""
+        print(f"{label}: {', '.join(ids[:_SHOWN_IDS])}{more}")
+
+
+def run_replay(args: argparse.Namespace, settings: Settings) -> int:
+    client = make_redis(settings)
+    try:
+        with _dead_letters(settings) as queue:
+            report = queue.replay(
+                selection_of(args),
+                ReplayCheck(client, settings.names),
+                limit=args.limit,
+                rate=args.rate,
+                dry_run=args.dry_run,
+            )
+    finally:
+        client.close()
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        if args.dry_run:
+            _ids("would replay", report.replayed)
+        _ids("skipped, already sent to every recipient", report.skipped_sent)
+        _ids("skipped, every recipient left is suppressed", report.skipped_suppressed)
+        _ids("invalid, cannot be replayed", report.invalid)
+        _ids("refused by the broker", report.failed)
+        print(report.summary())
+    if report.error:
+        print(f"mailfleet dlq replay: stopped: {report.error}", file=sys.stderr)
+    return EXIT_FAILURE if report.error or report.failed else EXIT_OK
+
+
+def _confirm(preview: PurgeReport, selection: Selection) -> bool:
+    """Show what a purge would delete and ask the operator on the terminal."""
+    _ids("would purge", preview.purged)
+    try:
+        answer = input(
+            f"Delete {len(preview.purged)} of {preview.total} dead letters "
+            f"({selection.describe()}) for good? [y/N] "
+        )
+    except EOFError:
+        answer = ""
+    return answer.strip().lower() in {"y", "yes"}
+
+
+def run_purge(args: argparse.Namespace, settings: Settings) -> int:
+    selection = selection_of(args)
+    if not (args.yes or args.dry_run):
+        if not sys.stdin.isatty():
+            print(
+                "mailfleet dlq purge: refusing to delete without confirmation: stdin is not a "
+                "terminal; pass --yes (or --dry-run to see what would go)",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        with _dead_letters(settings) as queue:
+            preview = queue.purge(selection, limit=args.limit, dry_run=True)
+        if not preview.purged:
+            print(PurgeReport(total=preview.total).summary())
+            return EXIT_OK
+        if not _confirm(preview, selection):
+            print("purge cancelled; nothing removed")
+            return EXIT_FAILURE
+        # Only the letters shown: one that dies while the operator reads is not deleted unseen.
+        selection = dataclasses.replace(selection, ids=frozenset(preview.purged))
+    with _dead_letters(settings) as queue:
+        report = queue.purge(selection, limit=args.limit, dry_run=args.dry_run)
+    print(json.dumps(report.as_dict()) if args.json else report.summary())
+    return EXIT_OK
+
+
+def run_export(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        output: TextIO = (
+            open(args.output, "w", encoding="utf-8")  # noqa: SIM115 (closed below)
+            if args.output
+            else sys.stdout
+        )
+    except OSError as exc:
+        print(f"mailfleet dlq export: cannot write {args.output}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    try:
+        with _dead_letters(settings) as queue:
+            count, total = _matching(
+                queue,
+                args,
+                lambda letter: output.write(json.dumps(export_record(letter)) + "\n"),
+            )
+    finally:
+        if output is not sys.stdout:
+            output.close()
+    where = f" to {args.output}" if args.output else ""
+    print(f"exported {count} of {total} dead letters{where}", file=sys.stderr)
+    return EXIT_OK

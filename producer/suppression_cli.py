@@ -1,0 +1,87 @@
+"""``mailfleet suppression list|add|remove``: the addresses never to mail again.
+
+The list lives in Redis (:mod:`mailfleet.shared.suppression`); workers skip its addresses
+and ``mailfleet dlq replay`` drops them. Exit codes: 0 done, 1 an error (or removing an
+address that is not on the list), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+
+from mailfleet.producer.redis_client import make_redis
+from mailfleet.shared.addresses import bare_address, check_address
+from mailfleet.shared.cli import EXIT_FAILURE, EXIT_OK, Subparsers
+from mailfleet.shared.settings import Settings
+from mailfleet.shared.suppression import Suppressed, SuppressionList
+
+DEFAULT_REASON = "added by an operator"
+
+
+def _address(text: str) -> str:
+    try:
+        return bare_address(check_address(text)).lower()
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def register(subparsers: Subparsers) -> None:
+    suppression = subparsers.add_parser(
+        "suppression", help="list, add or remove addresses that are never mailed"
+    )
+    actions = suppression.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    listing = actions.add_parser("list", help="every suppressed address, why and since when")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(handler=run_list)
+
+    add = actions.add_parser("add", help="suppress an address")
+    add.add_argument("address", type=_address, help="e.g. ann@example.org")
+    add.add_argument("--reason", default=DEFAULT_REASON, help=f"default: {DEFAULT_REASON!r}")
+    add.set_defaults(handler=run_add)
+
+    remove = actions.add_parser("remove", help="mail an address again")
+    remove.add_argument("address", type=_address)
+    remove.set_defaults(handler=run_remove)
+
+
+def _suppression_list(settings: Settings) -> SuppressionList:
+    return SuppressionList(make_redis(settings), settings.names)
+
+
+def _when(entry: Suppressed) -> str:
+    return (
+        datetime.fromtimestamp(entry.at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    )
+
+
+def run_list(args: argparse.Namespace, settings: Settings) -> int:
+    entries = _suppression_list(settings).entries()
+    if args.json:
+        rows = [{"address": e.address, "reason": e.reason, "at": _when(e)} for e in entries]
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    if entries:
+        width = max(len(entry.address) for entry in entries)
+        print(f"{'ADDRESS'.ljust(width)}  {'SINCE'.ljust(20)}  REASON")
+        for entry in entries:
+            print(f"{entry.address.ljust(width)}  {_when(entry).ljust(20)}  {entry.reason}")
+    print(f"{len(entries)} suppressed addresses")
+    return EXIT_OK
+
+
+def run_add(args: argparse.Namespace, settings: Settings) -> int:
+    _suppression_list(settings).add(args.address, args.reason)
+    print(f"suppressed {args.address}")
+    return EXIT_OK
+
+
+def run_remove(args: argparse.Namespace, settings: Settings) -> int:
+    if _suppression_list(settings).remove(args.address):
+        print(f"removed {args.address}")
+        return EXIT_OK
+    print(f"mailfleet suppression: {args.address} is not on the suppression list", file=sys.stderr)
+    return EXIT_FAILURE
