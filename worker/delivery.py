@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -55,52 +56,79 @@ class Delivery:
 
 
 class Inbox:
-    """Deliveries waiting for a sender thread: transactional before bulk, FIFO within a lane."""
+    """Deliveries waiting for a sender thread: transactional before bulk, FIFO within a lane.
+
+    A delivery may be parked until a moment (its rate-limit bucket is busy); it keeps its
+    place at the back of its lane and is not taken before then.
+    """
 
     def __init__(self) -> None:
-        self._lanes: dict[Lane, deque[Delivery]] = {lane: deque() for lane in Lane}
+        self._lanes: dict[Lane, deque[tuple[float, Delivery]]] = {lane: deque() for lane in Lane}
         self._changed = threading.Condition()
         self._in_flight = 0
 
     def put(self, delivery: Delivery) -> None:
+        self.park(delivery, 0.0)
+
+    def park(self, delivery: Delivery, ready_at: float) -> None:
+        """Queue ``delivery`` (again), not to be taken before ``ready_at`` (monotonic)."""
         with self._changed:
-            self._lanes[delivery.lane].append(delivery)
+            self._lanes[delivery.lane].append((ready_at, delivery))
             self._changed.notify_all()
 
     def take(self, timeout: float) -> Delivery | None:
-        """The next delivery to work on (counted in flight until ``done``), or None."""
+        """The next ready delivery (counted in flight until ``done``), or None after ``timeout``."""
+        deadline = time.monotonic() + timeout
         with self._changed:
-            if not self._changed.wait_for(self._any_waiting, timeout=timeout):
-                return None
-            lane = Lane.TRANSACTIONAL if self._lanes[Lane.TRANSACTIONAL] else Lane.BULK
-            self._in_flight += 1
-            return self._lanes[lane].popleft()
-
-    def give_back(self, delivery: Delivery) -> None:
-        """Return a taken delivery to the front of its lane (it stays unacked); ``done`` follows."""
-        with self._changed:
-            self._lanes[delivery.lane].appendleft(delivery)
-            self._changed.notify_all()
+            while True:
+                now = time.monotonic()
+                delivery = self._pop_ready(now)
+                if delivery is not None:
+                    self._in_flight += 1
+                    return delivery
+                if now >= deadline:
+                    return None
+                next_ready = min(
+                    (ready for lane in self._lanes.values() for ready, _ in lane), default=deadline
+                )
+                self._changed.wait(max(0.0, min(deadline, next_ready) - now))
 
     def done(self) -> None:
         with self._changed:
             self._in_flight -= 1
 
-    def wait_for_transactional(self, timeout: float) -> bool:
-        """True as soon as a transactional delivery is waiting; False after ``timeout``."""
+    def ready(self) -> bool:
+        """Whether a delivery is waiting that could be taken right now."""
+        now = time.monotonic()
         with self._changed:
-            return self._changed.wait_for(lambda: bool(self._lanes[Lane.TRANSACTIONAL]), timeout)
+            return any(ready <= now for lane in self._lanes.values() for ready, _ in lane)
+
+    def wait_for_transactional(self, timeout: float) -> bool:
+        """True as soon as a transactional delivery is ready; False after ``timeout``."""
+
+        def ready() -> bool:
+            now = time.monotonic()
+            return any(at <= now for at, _ in self._lanes[Lane.TRANSACTIONAL])
+
+        with self._changed:
+            return self._changed.wait_for(ready, timeout)
 
     def drain(self) -> list[Delivery]:
         """Remove and return every delivery not yet taken (at shutdown, to requeue them)."""
         with self._changed:
-            drained = [delivery for lane in Lane for delivery in self._lanes[lane]]
+            drained = [delivery for lane in Lane for _, delivery in self._lanes[lane]]
             for lane in Lane:
                 self._lanes[lane].clear()
             return drained
 
-    def _any_waiting(self) -> bool:
-        return any(self._lanes.values())
+    def _pop_ready(self, now: float) -> Delivery | None:
+        for lane in Lane:  # transactional first
+            entries = self._lanes[lane]
+            for index, (ready_at, delivery) in enumerate(entries):
+                if ready_at <= now:
+                    del entries[index]
+                    return delivery
+        return None
 
     @property
     def waiting(self) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from mailfleet.shared.job import EmailJob
 from mailfleet.shared.relays import Relay
-from mailfleet.worker.admission import Admission, Admit
+from mailfleet.worker.admission import Admission, Admit, Parked
 from mailfleet.worker.delivery import Delivery
 from mailfleet.worker.relay_pool import RelayPool
 from mailfleet.worker.replies import SmtpReply
@@ -27,7 +27,7 @@ class Dispatcher:
 
     def dispatch(
         self, delivery: Delivery, job: EmailJob, envelope: Envelope, transport: Transport
-    ) -> SendResult | Admit:
+    ) -> SendResult | Admit | Parked:
         """The relay's replies, or the admission verdict that stopped the send."""
         tried: list[Relay] = []
         result: SendResult | None = None

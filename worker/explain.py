@@ -18,6 +18,8 @@ class BucketState:
     key: str
     rate: str
     burst: int
+    factor: float  # adaptive: below 1 while the domain pushes back
+    effective_rate: str
     wait_s: float
 
 
@@ -40,7 +42,10 @@ class Explanation:
             lines.append("  no limit applies (MAILFLEET_RATE_LIMIT, _DOMAIN_LIMITS, _LANE_LIMITS)")
         for state in self.limits:
             now = "token available" if not state.wait_s else f"next token in {state.wait_s}s"
-            lines.append(f"  {state.bucket:<28} {state.rate:>9} burst {state.burst:<5} {now}")
+            slowed = "" if state.factor >= 1 else f" (slowed to {state.effective_rate})"
+            lines.append(
+                f"  {state.bucket:<28} {state.rate:>9}{slowed} burst {state.burst:<5} {now}"
+            )
         lines.append(f"would wait {self.wait_s}s")
         return "\n".join(lines)
 
@@ -51,16 +56,20 @@ def explain(settings: Settings, path: Path) -> Explanation:
     client = make_redis(settings)
     try:
         limiter = RateLimiter(client, settings)
-        states = [
-            BucketState(
-                bucket.label,
-                bucket.key,
-                str(bucket.rate),
-                bucket.burst,
-                round(limiter.state(bucket), 3),
+        states = []
+        for bucket in limiter.buckets_for(job, job.recipients()):
+            factor, wait = limiter.state(bucket)
+            states.append(
+                BucketState(
+                    bucket=bucket.label,
+                    key=bucket.key,
+                    rate=str(bucket.rate),
+                    burst=bucket.burst,
+                    factor=round(factor, 3),
+                    effective_rate=str(bucket.slowed(factor).rate),
+                    wait_s=round(wait, 3),
+                )
             )
-            for bucket in limiter.buckets_for(job, job.recipients())
-        ]
     finally:
         client.close()
     return Explanation(job.id, job.lane.value, states)

@@ -81,20 +81,41 @@ class WorkerMetrics:
 
     def watch_relays(self, states: Callable[[], dict[str, str]]) -> None:
         """``mailfleet_relay_up{relay}``: 1 while the relay's circuit breaker is closed."""
-        self.registry.register(_RelayCollector(states))
+        self.registry.register(
+            _GaugeCollector(
+                "mailfleet_relay_up",
+                "1 while the relay's circuit breaker is closed.",
+                "relay",
+                lambda: {r: float(s == "closed") for r, s in states().items()},
+            )
+        )
+
+    def watch_domains(self, factors: Callable[[], dict[str, float]]) -> None:
+        """``mailfleet_domain_rate_factor{domain}``: the adaptive factor of each domain limit."""
+        self.registry.register(
+            _GaugeCollector(
+                "mailfleet_domain_rate_factor",
+                "Share of a domain's configured rate in force (adaptive).",
+                "domain",
+                factors,
+            )
+        )
 
     def job(self, outcome: str, lane: str) -> None:
         self.jobs.labels(outcome=outcome, lane=lane).inc()
 
 
-class _RelayCollector(Collector):
-    def __init__(self, states: Callable[[], dict[str, str]]) -> None:
-        self._states = states
+class _GaugeCollector(Collector):
+    """A labelled gauge read from the worker at scrape time."""
+
+    def __init__(
+        self, name: str, documentation: str, label: str, values: Callable[[], dict[str, float]]
+    ) -> None:
+        self._name, self._documentation, self._label = name, documentation, label
+        self._values = values
 
     def collect(self) -> Iterable[Metric]:
-        gauge = GaugeMetricFamily(
-            "mailfleet_relay_up", "1 while the relay's circuit breaker is closed.", labels=["relay"]
-        )
-        for relay, state in self._states().items():
-            gauge.add_metric([relay], 1.0 if state == "closed" else 0.0)
+        gauge = GaugeMetricFamily(self._name, self._documentation, labels=[self._label])
+        for key, value in self._values().items():
+            gauge.add_metric([key], value)
         yield gauge

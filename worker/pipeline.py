@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from enum import Enum
 
 from mailfleet.shared.addresses import bare_address
 from mailfleet.shared.errors import InvalidJobError
 from mailfleet.shared.job import JOB_TYPE, EmailJob, JobLimits, parse_job
-from mailfleet.worker.admission import Admit
+from mailfleet.worker.admission import Admit, Parked
 from mailfleet.worker.delivery import Delivery
 from mailfleet.worker.dispatch import Dispatcher
 from mailfleet.worker.fail_closed import FailClosed
@@ -21,10 +20,10 @@ from mailfleet.worker.recipients import RecipientFilter
 from mailfleet.worker.settle import Settler
 from mailfleet.worker.smtp import Envelope, Transport
 
-
-class Handled(Enum):
-    SETTLED = "settled"  # acked, requeued, retried or dead-lettered
-    GIVE_BACK = "give_back"  # return it to the inbox: a transactional job goes first
+# What handling a delivery ends in: settled (acked, requeued, retried or dead-lettered),
+# or parked: back to the inbox until a rate-limit bucket frees up.
+Handled = Parked | None
+SETTLED = None
 
 
 def decode(delivery: Delivery, limits: JobLimits) -> EmailJob:
@@ -61,17 +60,17 @@ class Pipeline:
             # Handed out this often, it keeps taking workers down with it: stop here, with
             # our headers, before the queue's own delivery limit drops it without them.
             self._settler.crashed(delivery)
-            return Handled.SETTLED
+            return SETTLED
         try:
             job = decode(delivery, self._limits)
         except InvalidJobError as exc:
             self._settler.invalid(delivery, str(exc))
-            return Handled.SETTLED
+            return SETTLED
         if job.not_before is not None:
             wait = (job.not_before - datetime.now(UTC)).total_seconds()
             if wait > 0:
                 self._settler.defer(delivery, job, wait)
-                return Handled.SETTLED
+                return SETTLED
         return self._send(delivery, job, transport, started)
 
     def _send(
@@ -80,21 +79,21 @@ class Pipeline:
         recipients = self._gate.run(lambda: self._recipients.split(delivery, job))
         if recipients is None:  # stopping while Redis is away: give the message back
             self._settler.requeue(delivery)
-            return Handled.SETTLED
+            return SETTLED
         if not recipients.to_send:
             if recipients.suppressed:
                 self._settler.suppressed(delivery, job, recipients.suppressed)
             else:
                 self._settler.duplicate(delivery, job)
-            return Handled.SETTLED
+            return SETTLED
         envelope = Envelope(bare_address(job.from_), recipients.to_send, build_message(job))
         sending = time.monotonic()
         result = self._dispatcher.dispatch(delivery, job, envelope, transport)
-        if result is Admit.STEP_ASIDE:
-            return Handled.GIVE_BACK
+        if isinstance(result, Parked):
+            return result
         if isinstance(result, Admit):  # the worker is stopping while waiting for a token
             self._settler.requeue(delivery)
-            return Handled.SETTLED
+            return SETTLED
         self._metrics.send_seconds.observe(time.monotonic() - sending)
         self._settler.settle(delivery, job, result, started)
-        return Handled.SETTLED
+        return SETTLED

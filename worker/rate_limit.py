@@ -8,7 +8,7 @@ namespace shares the same buckets, so the limit holds however many replicas run.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.resources import files
 
 import redis
@@ -38,6 +38,8 @@ class Bucket:
     label: str
     rate: Rate
     burst: int
+    adaptive: str = ""  # the field of this bucket's factor in {ns}:adaptive, if it adapts
+    every_job: bool = False  # the global bucket: every job needs it, so waiting can't be dodged
 
     @property
     def interval_us(self) -> int:
@@ -46,6 +48,10 @@ class Bucket:
     @property
     def tolerance_us(self) -> int:
         return (self.burst - 1) * self.interval_us
+
+    def slowed(self, factor: float) -> Bucket:
+        """This bucket at ``factor`` of its rate (for reports)."""
+        return replace(self, rate=Rate(self.rate.count * factor, self.rate.per_seconds))
 
 
 def default_burst(rate: Rate) -> int:
@@ -57,6 +63,7 @@ def default_burst(rate: Rate) -> int:
 class Admission:
     granted: bool
     wait_seconds: float
+    blocking: Bucket | None = None  # the bucket that needs the longest wait
 
 
 class RateLimiter:
@@ -68,14 +75,21 @@ class RateLimiter:
         self._script = client.register_script(_SCRIPT)
         names = settings.names
         self._global = (
-            self._bucket(names, "global", "global", settings.rate_limit, settings.rate_burst)
+            replace(
+                self._bucket(names, "global", "global", settings.rate_limit, settings.rate_burst),
+                every_job=True,
+            )
             if settings.rate_limit
             else None
         )
         self._domains = {
-            domain: self._bucket(names, f"domain:{domain}", f"domain {domain}", rate, None)
+            domain: replace(
+                self._bucket(names, f"domain:{domain}", f"domain {domain}", rate, None),
+                adaptive=domain,
+            )
             for domain, rate in settings.domain_limits.items()
         }
+        self._adaptive_key = names.redis_key("adaptive")
         self._relay_limits = any(relay.rate for relay in settings.smtp_relays)
         self._lanes = {
             lane: self._bucket(names, f"lane:{lane.value}", f"lane {lane.value}", rate, None)
@@ -111,22 +125,30 @@ class RateLimiter:
         """Take one token from every bucket, or none and say how long to wait."""
         if not buckets:
             return Admission(True, 0.0)
-        args: list[int] = []
+        args: list[int | str] = []
         for bucket in buckets:
-            args += [bucket.interval_us, bucket.tolerance_us]
+            args += [bucket.interval_us, bucket.burst - 1, bucket.adaptive]
+        keys = [bucket.key for bucket in buckets] + [self._adaptive_key]
         try:
-            granted, wait_us = self._script(keys=[bucket.key for bucket in buckets], args=args)
+            granted, wait_us, blocking = self._script(keys=keys, args=args)
         except REDIS_DOWN as exc:
             raise RedisUnavailable(f"cannot reach the rate limiter: {exc}") from exc
-        return Admission(bool(granted), int(wait_us) / _MICROS)
+        blocker = buckets[int(blocking) - 1] if blocking else None
+        return Admission(bool(granted), int(wait_us) / _MICROS, blocker)
 
-    def state(self, bucket: Bucket) -> float:
-        """Seconds until ``bucket`` would grant a token now (0 when one is available)."""
+    def state(self, bucket: Bucket) -> tuple[float, float]:
+        """``(factor, seconds until a token)``: the adaptive factor of ``bucket`` (1.0 when
+        it does not adapt) and how long until it would grant one now."""
         try:
             now_s, now_us = self._client.time()
             raw = self._client.get(bucket.key)
+            factor_raw = (
+                self._client.hget(self._adaptive_key, bucket.adaptive) if bucket.adaptive else None
+            )
         except REDIS_DOWN as exc:
             raise RedisUnavailable(f"cannot reach the rate limiter: {exc}") from exc
+        factor = float(factor_raw) if factor_raw is not None else 1.0
         now = now_s * _MICROS + now_us
         tat = int(raw) if raw is not None else now
-        return max(0, tat - bucket.tolerance_us - now) / _MICROS
+        tolerance = bucket.tolerance_us / factor
+        return factor, max(0.0, tat - tolerance - now) / _MICROS

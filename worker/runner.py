@@ -14,6 +14,7 @@ queues are empty and nothing is in flight.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
@@ -22,11 +23,12 @@ from types import FrameType
 
 import structlog
 
-from mailfleet.shared.errors import BrokerUnavailable
+from mailfleet.shared.errors import BrokerUnavailable, RedisUnavailable
 from mailfleet.shared.job import Lane
 from mailfleet.shared.settings import Settings
 from mailfleet.shared.suppression import SuppressionList
 from mailfleet.shared.topology import build_topology
+from mailfleet.worker.adaptive import AdaptiveLimits
 from mailfleet.worker.admission import Admission
 from mailfleet.worker.amqp import CONNECTION_ERRORS
 from mailfleet.worker.consumer import LaneConsumer
@@ -36,7 +38,7 @@ from mailfleet.worker.fail_closed import FailClosed
 from mailfleet.worker.health_server import HealthServer
 from mailfleet.worker.idempotency import SentLedger
 from mailfleet.worker.metrics import WorkerMetrics
-from mailfleet.worker.pipeline import Handled, Pipeline
+from mailfleet.worker.pipeline import Pipeline
 from mailfleet.worker.rate_limit import RateLimiter
 from mailfleet.worker.recipients import RecipientFilter
 from mailfleet.worker.redis_client import REDIS_DOWN, make_redis
@@ -80,6 +82,7 @@ class Worker:
         self._gate = FailClosed(self._stopping)
         ledger = SentLedger(self._redis, settings.names, settings.sent_ttl)
         suppression = SuppressionList(self._redis, settings.names)
+        self._adaptive = AdaptiveLimits(self._redis, settings.names, set(settings.domain_limits))
         self._settler = Settler(
             settings=settings,
             acker=self._consumer,
@@ -87,6 +90,7 @@ class Worker:
             ledger=ledger,
             suppression=suppression,
             metrics=self.metrics,
+            adaptive=self._adaptive,
         )
         limiter = RateLimiter(self._redis, settings)
         admission = (
@@ -115,6 +119,7 @@ class Worker:
             broker=lambda: self._consumer.connected,
             redis=lambda: self._redis_up and self._gate.healthy,
         )
+        self.metrics.watch_domains(self._adaptive.factors)
         self.metrics.watch_relays(lambda: {k: str(v) for k, v in self._relays.states().items()})
 
     def readiness(self) -> dict[str, bool]:
@@ -187,9 +192,12 @@ class Worker:
         while not self._stopping.wait(2.0):
             try:
                 self._redis.ping()
-                self._redis_up = True
             except REDIS_DOWN:
                 self._redis_up = False
+                continue
+            self._redis_up = True
+            with contextlib.suppress(RedisUnavailable):
+                self._adaptive.refresh()
 
     def _connect(self, *, first: bool) -> None:
         backoff = 0.5
@@ -216,8 +224,9 @@ class Worker:
                 if delivery is None:
                     continue
                 try:
-                    if self._pipeline.handle(delivery, transport) is Handled.GIVE_BACK:
-                        self._inbox.give_back(delivery)
+                    parked = self._pipeline.handle(delivery, transport)
+                    if parked is not None:
+                        self._inbox.park(delivery, parked.ready_at)
                 except Exception:
                     log.exception("job_failed_unexpectedly", job_id=delivery.properties.message_id)
                     self._settler.requeue(delivery)

@@ -59,6 +59,12 @@ class Suppressor(Protocol):
     def add(self, address: str, reason: str) -> None: ...
 
 
+class Adaptive(Protocol):
+    def throttled(self, domain: str) -> None: ...
+
+    def succeeded(self, domain: str) -> None: ...
+
+
 class Settler:
     def __init__(
         self,
@@ -69,6 +75,7 @@ class Settler:
         ledger: Ledger,
         suppression: Suppressor,
         metrics: WorkerMetrics,
+        adaptive: Adaptive,
     ) -> None:
         self._settings = settings
         self._names = settings.names
@@ -77,6 +84,7 @@ class Settler:
         self._ledger = ledger
         self._suppression = suppression
         self._metrics = metrics
+        self._adaptive = adaptive
 
     def requeue(self, delivery: Delivery) -> None:
         self._acker.requeue(delivery)
@@ -150,6 +158,8 @@ class Settler:
             log.info("delivered", **base, smtp_code=250, domain=_domains(result.accepted))
             self._metrics.job("delivered", delivery.lane)
             self._metrics.smtp_replies.labels(code="250").inc(len(result.accepted))
+            for domain in {domain_of(rcpt) for rcpt in result.accepted}:
+                self._adaptive.succeeded(domain)
         retry: dict[str, SmtpReply] = {}
         permanent: dict[str, SmtpReply] = {}
         for rcpt, reply in result.refused.items():
@@ -159,6 +169,13 @@ class Settler:
             target[rcpt] = reply
             if verdict.bad_mailbox:
                 self._suppress(rcpt, reply)
+        throttled = {
+            domain_of(rcpt)
+            for rcpt, reply in retry.items()
+            if classify(reply).outcome is Outcome.THROTTLED
+        }
+        for domain in throttled:
+            self._adaptive.throttled(domain)
         if permanent:
             self._fail(delivery, job, "permanent", permanent, base)
         if retry:

@@ -105,12 +105,11 @@ class SmtpTransport:
         except _RelayFailure as failure:
             return _all_refused(result, envelope, failure.reply, relay_failed=True)
         except smtplib.SMTPRecipientsRefused as exc:
+            # Replies to RCPT are about the recipients (a 421 there is a domain pushing
+            # back), not the relay: no failover, no breaker.
             result.refused = {
                 rcpt: _reply(code, text) for rcpt, (code, text) in exc.recipients.items()
             }
-            result.relay_failed = all(
-                r.code == SERVICE_NOT_AVAILABLE for r in result.refused.values()
-            )
             return result
         except smtplib.SMTPResponseException as exc:  # sender or data refused, 421 ...
             self._drop(relay)
@@ -128,6 +127,10 @@ class SmtpTransport:
 
     def _connection(self, relay: Relay) -> smtplib.SMTP:
         connection = self._connections.get(relay)
+        if connection is not None and connection.sock is None:
+            # smtplib closes the connection itself after a 421 (service closing channel).
+            self._drop(relay)
+            connection = None
         if connection is not None and time.monotonic() - self._last_used[relay] > IDLE_CHECK:
             # Relays close idle connections. Find out with NOOP *before* the transaction: a
             # disconnect noticed after DATA could mean the message was already accepted.

@@ -108,22 +108,22 @@ class TestFleetLimit:
     def test_three_worker_processes_hold_the_limit_at_the_relay(
         self, settings: Settings, producer: Producer, smtp_server: SmtpSink
     ) -> None:
-        """3 workers at 15/s, burst 2: no 1-second window at the relay holds more than 17 (+1).
+        """3 workers at 10/s, burst 2: no 1-second window at the relay holds more than 12 (+1).
 
         Tokens are exact on Redis's clock; arrival at the relay adds the send's own jitter,
         which on a loaded two-core machine can carry one message into the next window. A low
-        rate keeps that jitter small against the token spacing (67 ms).
+        rate keeps that jitter small against the token spacing (100 ms).
         """
-        limited = settings.model_copy(update={"rate_limit": Rate.parse("15/s"), "rate_burst": 2})
+        limited = settings.model_copy(update={"rate_limit": Rate.parse("10/s"), "rate_burst": 2})
         workers = [WorkerProcess(limited) for _ in range(3)]
         try:
             # Measure the steady state, not three interpreters starting on two cores.
             for worker in workers:
                 assert wait_until(lambda w=worker: "worker_started" in w.log(), 30), worker.log()
             ledger = DeliveryLedger(
-                confirmed=set(producer.publish_many(make_job(n) for n in range(90)))
+                confirmed=set(producer.publish_many(make_job(n) for n in range(60)))
             )
-            assert wait_until(lambda: smtp_server.count >= 90, timeout=60)
+            assert wait_until(lambda: smtp_server.count >= 60, timeout=60)
             for worker in workers:
                 assert 0 == worker.terminate(timeout=30), worker.log()
         finally:
@@ -133,8 +133,8 @@ class TestFleetLimit:
         ledger.record_relay(smtp_server)
         assert set() == ledger.lost
         arrivals = [message.received_at for message in smtp_server.messages]
-        assert _max_in_any_second(arrivals) <= 15 + 2 + 1
-        assert 90 / (max(arrivals) - min(arrivals)) > 15 * 0.9
+        assert _max_in_any_second(arrivals) <= 10 + 2 + 1, sorted(arrivals)
+        assert 60 / (max(arrivals) - min(arrivals)) > 10 * 0.9
 
     def test_a_transactional_job_does_not_wait_for_a_bulk_backlog(
         self, settings: Settings, producer: Producer, smtp_server: SmtpSink
