@@ -26,11 +26,11 @@ from mailfleet.producer.dlq_output import (
     summary_row,
 )
 from mailfleet.producer.dlq_report import PurgeReport
-from mailfleet.producer.redis_client import make_redis
 from mailfleet.producer.replay_check import ReplayCheck
 from mailfleet.shared.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, Subparsers
 from mailfleet.shared.durations import parse_duration
 from mailfleet.shared.job import Lane
+from mailfleet.shared.redis_client import make_redis
 from mailfleet.shared.settings import Settings
 
 _SHOWN_IDS = 20

@@ -40,6 +40,7 @@ def job_message(job: EmailJob, exchange: str, headers: dict[str, Any] | None = N
             "content_type": CONTENT_TYPE,
             "type": JOB_TYPE,
             "delivery_mode": PERSISTENT,
+            "timestamp": int(time.time()),  # MAILFLEET_MAX_AGE counts from here
             "application_headers": {ATTEMPT: 1, **(headers or {})},
         },
     )

@@ -1,7 +1,7 @@
 """What a replay must not send again: recipients already sent and suppressed recipients.
 
 Reads the worker's sent ledger (the Redis hash ``{ns}:sent:{job_id}`` whose fields are the
-recipients a relay already accepted; see ``worker/idempotency.py``) and the suppression
+recipients a relay already accepted; see ``shared/sent_ledger.py``) and the suppression
 list. Both are read only, so a dry run can use this too.
 """
 
@@ -11,9 +11,8 @@ from dataclasses import dataclass
 
 import redis
 
-from mailfleet.producer.redis_client import REDIS_DOWN
-from mailfleet.shared.errors import RedisUnavailable
 from mailfleet.shared.names import Names
+from mailfleet.shared.sent_ledger import SentLedger
 from mailfleet.shared.suppression import SuppressionList
 
 
@@ -31,17 +30,10 @@ class ReplayCheck:
         self._client = client
         self._names = names
         self._suppression = SuppressionList(client, names)
-
-    def sent_to(self, job_id: str) -> set[str]:
-        """Recipients of ``job_id`` a relay already accepted (the worker's sent ledger)."""
-        try:
-            keys = self._client.hkeys(self._names.redis_key("sent", job_id))
-        except REDIS_DOWN as exc:
-            raise RedisUnavailable(f"cannot read the sent ledger: {exc}") from exc
-        return {key.decode() if isinstance(key, bytes) else str(key) for key in keys}
+        self._ledger = SentLedger(client, names, ttl_seconds=0)  # read only here
 
     def check(self, job_id: str, recipients: list[str]) -> Rechecked:
-        sent = self.sent_to(job_id)
+        sent = self._ledger.sent_to(job_id)
         already_sent = [rcpt for rcpt in recipients if rcpt in sent]
         unsent = [rcpt for rcpt in recipients if rcpt not in sent]
         suppressed = self._suppression.which(unsent)

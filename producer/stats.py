@@ -22,15 +22,13 @@ import redis
 from kombu.connection import Connection
 
 from mailfleet.producer.connection import CONNECTION_ERRORS, open_connection
-from mailfleet.producer.redis_client import REDIS_DOWN, make_redis
 from mailfleet.producer.topology import queue_depths, topology_of
 from mailfleet.shared.cli import EXIT_OK, Subparsers
 from mailfleet.shared.errors import BrokerError, BrokerUnavailable
 from mailfleet.shared.job import Lane
+from mailfleet.shared.redis_client import REDIS_DOWN, make_redis
 from mailfleet.shared.settings import Settings, redact_url
 from mailfleet.shared.topology import tier_name
-
-DELIVERED_KEY = ("stats", "delivered")  # Names.redis_key(*DELIVERED_KEY) = "{ns}:stats:delivered"
 
 
 @dataclass(frozen=True)
@@ -91,7 +89,7 @@ class StatsReader:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._topology = topology_of(settings)
-        self._key = settings.names.redis_key(*DELIVERED_KEY)
+        self._key = settings.names.delivered_counter
         self._redis = make_redis(settings)
         self._connection: Connection = open_connection(settings)
         self.redis_error: str | None = None

@@ -12,9 +12,9 @@ import json
 import sys
 from datetime import UTC, datetime
 
-from mailfleet.producer.redis_client import make_redis
 from mailfleet.shared.addresses import bare_address, check_address
 from mailfleet.shared.cli import EXIT_FAILURE, EXIT_OK, Subparsers
+from mailfleet.shared.redis_client import make_redis
 from mailfleet.shared.settings import Settings
 from mailfleet.shared.suppression import Suppressed, SuppressionList
 

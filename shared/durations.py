@@ -53,5 +53,6 @@ class Rate:
 
     def __str__(self) -> str:
         unit = {1.0: "s", 60.0: "m", 3600.0: "h"}[self.per_seconds]
-        count = int(self.count) if self.count == int(self.count) else self.count
+        count = round(self.count, 3)
+        count = int(count) if count == int(count) else count
         return f"{count}/{unit}"

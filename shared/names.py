@@ -54,3 +54,12 @@ class Names:
 
     def redis_key(self, *parts: str) -> str:
         return ":".join((self.namespace, *parts))
+
+    @property
+    def delivered_counter(self) -> str:
+        """Recipients accepted by relays, counted by workers; ``mailfleet stats`` makes a rate."""
+        return self.redis_key("stats", "delivered")
+
+    def sent_ledger(self, job_id: str) -> str:
+        """The recipients of ``job_id`` a relay already accepted (a hash)."""
+        return self.redis_key("sent", job_id)

@@ -16,8 +16,7 @@ import redis
 
 from mailfleet.shared.errors import RedisUnavailable
 from mailfleet.shared.names import Names
-
-_REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+from mailfleet.shared.redis_client import REDIS_DOWN
 
 
 @dataclass(frozen=True)
@@ -36,14 +35,14 @@ class SuppressionList:
         entry = json.dumps({"reason": reason[:500], "at": time.time()})
         try:
             self._client.hset(self.key, address.lower(), entry)
-        except _REDIS_DOWN as exc:
+        except REDIS_DOWN as exc:
             raise RedisUnavailable(f"cannot write the suppression list: {exc}") from exc
 
     def remove(self, address: str) -> bool:
         """Remove ``address``; True if it was on the list."""
         try:
             return bool(self._client.hdel(self.key, address.lower()))
-        except _REDIS_DOWN as exc:
+        except REDIS_DOWN as exc:
             raise RedisUnavailable(f"cannot write the suppression list: {exc}") from exc
 
     def which(self, addresses: Iterable[str]) -> set[str]:
@@ -53,14 +52,14 @@ class SuppressionList:
             return set()
         try:
             found = self._client.hmget(self.key, [address.lower() for address in wanted])
-        except _REDIS_DOWN as exc:
+        except REDIS_DOWN as exc:
             raise RedisUnavailable(f"cannot read the suppression list: {exc}") from exc
         return {address for address, entry in zip(wanted, found, strict=True) if entry is not None}
 
     def entries(self) -> list[Suppressed]:
         try:
             raw = self._client.hgetall(self.key)
-        except _REDIS_DOWN as exc:
+        except REDIS_DOWN as exc:
             raise RedisUnavailable(f"cannot read the suppression list: {exc}") from exc
         result = []
         for address, entry in raw.items():

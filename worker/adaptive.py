@@ -18,7 +18,7 @@ import structlog
 
 from mailfleet.shared.errors import RedisUnavailable
 from mailfleet.shared.names import Names
-from mailfleet.worker.redis_client import REDIS_DOWN
+from mailfleet.shared.redis_client import REDIS_DOWN
 
 log = structlog.get_logger("mailfleet.worker")
 _SCRIPT = files("mailfleet.worker").joinpath("adapt.lua").read_text()

@@ -18,9 +18,9 @@ from mailfleet.shared.durations import Rate
 from mailfleet.shared.errors import RedisUnavailable
 from mailfleet.shared.job import EmailJob
 from mailfleet.shared.names import Names
+from mailfleet.shared.redis_client import REDIS_DOWN
 from mailfleet.shared.relays import Relay
 from mailfleet.shared.settings import Settings
-from mailfleet.worker.redis_client import REDIS_DOWN
 
 _SCRIPT = files("mailfleet.worker").joinpath("rate_limit.lua").read_text()
 _MICROS = 1_000_000

@@ -9,10 +9,10 @@ import redis
 
 from mailfleet.shared.errors import RedisUnavailable
 from mailfleet.shared.job import EmailJob
+from mailfleet.shared.redis_client import REDIS_DOWN
+from mailfleet.shared.sent_ledger import SentLedger
 from mailfleet.shared.suppression import SuppressionList
 from mailfleet.worker.delivery import Delivery
-from mailfleet.worker.idempotency import SentLedger
-from mailfleet.worker.redis_client import REDIS_DOWN
 
 
 @dataclass(frozen=True)

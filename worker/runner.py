@@ -25,6 +25,8 @@ import structlog
 
 from mailfleet.shared.errors import BrokerUnavailable, RedisUnavailable
 from mailfleet.shared.job import Lane
+from mailfleet.shared.redis_client import REDIS_DOWN, make_redis
+from mailfleet.shared.sent_ledger import SentLedger
 from mailfleet.shared.settings import Settings
 from mailfleet.shared.suppression import SuppressionList
 from mailfleet.shared.topology import build_topology
@@ -36,12 +38,10 @@ from mailfleet.worker.delivery import Inbox
 from mailfleet.worker.dispatch import Dispatcher
 from mailfleet.worker.fail_closed import FailClosed
 from mailfleet.worker.health_server import HealthServer
-from mailfleet.worker.idempotency import SentLedger
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.pipeline import Pipeline
 from mailfleet.worker.rate_limit import RateLimiter
 from mailfleet.worker.recipients import RecipientFilter
-from mailfleet.worker.redis_client import REDIS_DOWN, make_redis
 from mailfleet.worker.relay_pool import RelayPool
 from mailfleet.worker.republisher import Republisher
 from mailfleet.worker.settle import Settler

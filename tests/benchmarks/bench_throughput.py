@@ -29,6 +29,7 @@ import multiprocessing
 import os
 import pwd
 import re
+import resource
 import shutil
 import smtplib
 import socket
@@ -117,6 +118,8 @@ class Relay(Protocol):
     @property
     def url(self) -> str: ...
 
+    def cpu(self) -> float | None: ...
+
     def stop(self) -> None: ...
 
 
@@ -141,6 +144,9 @@ class SmtpSinkRelay:
     @property
     def url(self) -> str:
         return f"smtp://{HOST}:{self.port}"
+
+    def cpu(self) -> float | None:
+        return process_cpu(self._process.pid)
 
     def _read(self) -> None:
         stream = self._process.stdout
@@ -186,6 +192,9 @@ class AiosmtpdRelay:
     @property
     def url(self) -> str:
         return self._sink.url
+
+    def cpu(self) -> float | None:
+        return None  # it shares this process's CPU time
 
     def stop(self) -> None:
         self._sink.stop()
@@ -252,7 +261,7 @@ def _blast_connection(count: int, payload: bytes, client: smtplib.SMTP) -> None:
         client.sendmail("bench@mailfleet.test", [f"user{number}@example.com"], payload)
 
 
-def _blast_process(  # noqa: PLR0917 (a multiprocessing target takes its arguments positionally)
+def _blast_process(
     port: int,
     count: int,
     connections: int,
@@ -349,6 +358,8 @@ def make_jobs(count: int) -> list[EmailJob]:
 class Timed:
     count: int
     seconds: float
+    cpu: float  # this process's user + sys seconds over the same interval
+    machine: MachineCpu
 
     @property
     def rate(self) -> float:
@@ -357,10 +368,13 @@ class Timed:
 
 def publish(settings: Settings, jobs: list[EmailJob]) -> Timed:
     with Producer(settings) as producer:  # declares the topology first, outside the timing
+        machine = MachineMeter()
+        cpu = time.process_time()
         started = time.perf_counter()
         ids = producer.publish_many(jobs)
         seconds = time.perf_counter() - started
-    return Timed(len(ids), seconds)
+        cpu = time.process_time() - cpu
+    return Timed(len(ids), seconds, cpu, machine.read())
 
 
 # --------------------------------------------------------------------------- workers
@@ -372,6 +386,80 @@ class WorkerRun:
     relay: PhaseCount
     exit_codes: list[int | None]
     timed_out: bool
+    worker_cpu: float  # user + sys seconds of the worker processes (and any --wrap tool)
+    relay_cpu: float | None  # smtp-sink's user + sys seconds over the same interval
+    services_cpu: dict[str, float]  # RabbitMQ's and Redis's, whoever else used them meanwhile
+    machine: MachineCpu  # the whole machine over the same interval
+
+
+# --------------------------------------------------------------------------- CPU accounting
+
+
+@dataclass(frozen=True)
+class MachineCpu:
+    """Busy share of all CPUs between two readings of /proc/stat (others' work included)."""
+
+    busy: float  # 0..1 of all CPUs
+    seconds: float
+
+
+def _proc_stat() -> tuple[int, int]:
+    """(total, idle) jiffies of all CPUs; (0, 0) where /proc/stat does not exist."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return 0, 0
+    values = [int(value) for value in fields]
+    return sum(values), values[3] + (values[4] if len(values) > 4 else 0)
+
+
+class MachineMeter:
+    def __init__(self) -> None:
+        self._total, self._idle = _proc_stat()
+        self._started = time.monotonic()
+
+    def read(self) -> MachineCpu:
+        total, idle = _proc_stat()
+        spent = total - self._total
+        busy = 1.0 - (idle - self._idle) / spent if spent > 0 else 0.0
+        return MachineCpu(busy, time.monotonic() - self._started)
+
+
+_SERVICES = {"beam.smp": "RabbitMQ", "redis-server": "Redis"}
+
+
+def service_pids() -> dict[str, int]:
+    """PIDs of the local RabbitMQ and Redis servers, found by name in /proc (Linux)."""
+    found: dict[str, int] = {}
+    with contextlib.suppress(OSError):
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError):
+                name = (entry / "comm").read_text().strip()
+                if name in _SERVICES and _SERVICES[name] not in found:
+                    found[_SERVICES[name]] = int(entry.name)
+    return found
+
+
+def services_cpu(pids: dict[str, int]) -> dict[str, float]:
+    readings = {name: process_cpu(pid) for name, pid in pids.items()}
+    return {name: cpu for name, cpu in readings.items() if cpu is not None}
+
+
+def children_cpu() -> float:
+    """User + sys seconds of the children this process has waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu(pid: int) -> float | None:
+    """User + sys seconds of a running process (Linux /proc), or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def worker_command() -> list[str]:
@@ -409,6 +497,11 @@ def run_workers(
     """Start ``count`` burst workers; wait (bounded) until every one has exited."""
     timeout = 60.0 + expected * 0.02
     relay.counter.start_phase()
+    cpu_before = children_cpu()
+    relay_before = relay.cpu()
+    pids = service_pids()
+    services_before = services_cpu(pids)
+    machine = MachineMeter()
     processes: list[subprocess.Popen[bytes]] = []
     log_files: list[IO[bytes]] = []
     started = time.monotonic()
@@ -427,6 +520,9 @@ def run_workers(
             break
         time.sleep(0.01)
     finished = time.monotonic()
+    machine_cpu = machine.read()
+    relay_after = relay.cpu()
+    services_after = services_cpu(pids)
     if timed_out:
         for process in processes:
             if process.poll() is None:
@@ -438,7 +534,20 @@ def run_workers(
         opened.close()
     _settle_counter(relay.counter, expected, timeout=1.0)
     return WorkerRun(
-        finished - started, relay.counter.phase(), [p.poll() for p in processes], timed_out
+        seconds=finished - started,
+        relay=relay.counter.phase(),
+        exit_codes=[p.poll() for p in processes],
+        timed_out=timed_out,
+        worker_cpu=children_cpu() - cpu_before,
+        relay_cpu=None
+        if relay_before is None or relay_after is None
+        else relay_after - relay_before,
+        services_cpu={
+            name: services_after[name] - before
+            for name, before in services_before.items()
+            if name in services_after
+        },
+        machine=machine_cpu,
     )
 
 
@@ -509,70 +618,110 @@ class Report:
     relay_label: str = ""
 
 
+def _ms_per(seconds: float, count: int) -> str:
+    return f"{seconds / count * 1000:.3f} ms" if count else "-"
+
+
+def _publish_rows(timed: Timed) -> list[tuple[str, str]]:
+    return [
+        (
+            "publish_many (confirms)",
+            f"{timed.rate:8.0f} msgs/s  ({timed.count} in {timed.seconds:.2f}s; target >= 5000)",
+        ),
+        (
+            "  publisher CPU",
+            f"{_ms_per(timed.cpu, timed.count)} per message; machine CPU busy "
+            f"{timed.machine.busy:.0%} meanwhile (broker + publisher + anything else)",
+        ),
+    ]
+
+
+def _worker_rows(
+    run: WorkerRun, jobs: int, dead: int, args: argparse.Namespace
+) -> list[tuple[str, str]]:
+    received = run.relay.received
+    rows = [
+        (
+            "end-to-end (wall)",
+            f"{received / run.seconds:8.0f} sends/s  ({received} in {run.seconds:.2f}s: "
+            f"{args.workers} workers x {args.concurrency} threads, start to last exit; "
+            "target >= 1300)",
+        )
+    ]
+    if run.relay.span > 0:
+        rows.append(
+            (
+                "end-to-end (at relay)",
+                f"{received / run.relay.span:8.0f} sends/s  (first to last message accepted, "
+                f"{run.relay.span:.2f}s: without start-up and burst exit)",
+            )
+        )
+    rows.append(
+        (
+            "  worker CPU",
+            f"{_ms_per(run.worker_cpu, received)} per message (user+sys of all workers); "
+            f"machine CPU busy {run.machine.busy:.0%} meanwhile",
+        )
+    )
+    if run.relay_cpu is not None:
+        rows.append(("  relay CPU", f"{_ms_per(run.relay_cpu, received)} per message"))
+    for name, cpu in run.services_cpu.items():
+        rows.append(
+            (
+                f"  {name} CPU",
+                f"{_ms_per(cpu, received)} per message (the whole server: others' use included)",
+            )
+        )
+    missing = jobs - received
+    rows.append(
+        (
+            "delivered vs published",
+            f"{received} / {jobs}  (missing {max(0, missing)}, extra {max(0, -missing)}, "
+            f"dead letters {dead})",
+        )
+    )
+    if run.timed_out:
+        rows.append(("workers", "TIMED OUT and were terminated"))
+    if any(code != 0 for code in run.exit_codes):
+        rows.append(("worker exit codes", ", ".join(str(c) for c in run.exit_codes)))
+    return rows
+
+
 def print_report(report: Report, settings: Settings, args: argparse.Namespace) -> int:
     rows: list[tuple[str, str]] = []
-    if report.publish is not None:
-        rows.append(
-            (
-                "publish_many (confirms)",
-                f"{report.publish.rate:8.0f} msgs/s  ({report.publish.count} in "
-                f"{report.publish.seconds:.2f}s, target >= 5000)",
-            )
-        )
     status = 0
+    if report.publish is not None:
+        rows += _publish_rows(report.publish)
     if report.workers is not None:
         run = report.workers
-        received = run.relay.received
-        rows.append(
-            (
-                "end-to-end, wall",
-                f"{received / run.seconds:8.0f} sends/s  ({received} in {run.seconds:.2f}s, "
-                f"{args.workers} workers x {args.concurrency} threads incl. start-up and "
-                "burst exit; target >= 1300)",
-            )
-        )
-        if run.relay.span > 0:
-            rows.append(
-                (
-                    "end-to-end, at relay",
-                    f"{received / run.relay.span:8.0f} sends/s  (first to last message accepted, "
-                    f"{run.relay.span:.2f}s)",
-                )
-            )
-        missing = report.jobs - received
         dead = (report.depths or {}).get(settings.names.dead_queue, 0)
-        rows.append(
-            (
-                "delivered vs published",
-                f"{received} / {report.jobs}  (missing {max(0, missing)}, extra "
-                f"{max(0, -missing)}, dead letters {dead})",
-            )
-        )
-        if missing or dead or run.timed_out or any(code != 0 for code in run.exit_codes):
+        rows += _worker_rows(run, report.jobs, dead, args)
+        failed = run.timed_out or any(code != 0 for code in run.exit_codes)
+        if failed or dead or run.relay.received != report.jobs:
             status = 1
-        if run.timed_out:
-            rows.append(("workers", "TIMED OUT and were terminated"))
-        if any(code != 0 for code in run.exit_codes):
-            rows.append(("worker exit codes", ", ".join(str(c) for c in run.exit_codes)))
     if report.ceiling is not None:
         ceiling = report.ceiling
         rows.append(
             (
                 "relay ceiling",
-                f"{ceiling.rate:8.0f} msgs/s  (smtplib, {ceiling.processes} processes x "
-                f"{ceiling.connections} connections, {ceiling.sent} sent, relay counted "
+                f"{ceiling.rate:8.0f} msgs/s  (smtplib from {ceiling.processes} processes x "
+                f"{ceiling.connections} connections; {ceiling.sent} sent, relay counted "
                 f"{ceiling.received})",
             )
         )
     if report.relay_label:
         rows.append(("relay", report.relay_label))
     width = max(len(name) for name, _ in rows)
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     print()
-    print(f"mailfleet throughput ({settings.namespace}, {os.cpu_count()} CPUs)")
-    print("-" * (width + 70))
+    print(
+        f"mailfleet throughput: namespace {settings.namespace}, {os.cpu_count()} CPUs, "
+        f"load average {load}"
+    )
+    print("-" * (width + 80))
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
-    print("-" * (width + 70))
+    print("-" * (width + 80))
     return status
 
 
@@ -594,6 +743,9 @@ class _Relayless:
     counter = Counter()
     url = f"smtp://{HOST}:1"
 
+    def cpu(self) -> float | None:
+        return None
+
     def stop(self) -> None:
         return None
 
@@ -605,7 +757,12 @@ def main(argv: list[str] | None = None) -> int:
     report = Report(jobs=args.jobs)
     relay: Relay = _Relayless() if args.publish_only else start_relay(args.relay)
     report.relay_label = relay.label
-    print(f"namespace {namespace}, relay {relay.label or '-'} {relay.url}", flush=True)
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    print(
+        f"namespace {namespace}, relay {relay.label or '-'} {relay.url}; "
+        f"load average before: {load}",
+        flush=True,
+    )
     try:
         jobs = make_jobs(args.jobs)
         if not args.publish_only:

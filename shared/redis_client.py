@@ -1,4 +1,5 @@
-"""The worker's Redis client, with short timeouts so a hung Redis cannot stall a sender."""
+"""The Redis client of both sides, with short timeouts: redis-py's defaults can block a
+caller for tens of seconds against a Redis that hangs."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ REDIS_DOWN: tuple[type[Exception], ...] = (
 )
 
 
-def make_redis(settings: Settings, timeout: float = 1.0) -> redis.Redis:
+def make_redis(settings: Settings, timeout: float = 2.0) -> redis.Redis:
     """A client that gives up within about ``timeout`` seconds instead of redis-py's defaults."""
     return redis.Redis.from_url(
         settings.redis_url.get_secret_value(),

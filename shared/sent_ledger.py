@@ -13,7 +13,7 @@ import redis
 
 from mailfleet.shared.errors import RedisUnavailable
 from mailfleet.shared.names import Names
-from mailfleet.worker.redis_client import REDIS_DOWN
+from mailfleet.shared.redis_client import REDIS_DOWN
 
 
 class SentLedger:
@@ -23,7 +23,7 @@ class SentLedger:
         self._ttl = int(ttl_seconds)
 
     def key(self, job_id: str) -> str:
-        return self._names.redis_key("sent", job_id)
+        return self._names.sent_ledger(job_id)
 
     def sent_to(self, job_id: str) -> set[str]:
         """Recipients of ``job_id`` already accepted by a relay."""
@@ -43,7 +43,7 @@ class SentLedger:
             pipe = self._client.pipeline(transaction=False)
             pipe.hset(self.key(job_id), mapping=dict.fromkeys(recipients, now))
             pipe.expire(self.key(job_id), self._ttl)
-            pipe.incrby(self._names.redis_key("stats", "delivered"), len(recipients))
+            pipe.incrby(self._names.delivered_counter, len(recipients))
             pipe.execute()
         except REDIS_DOWN as exc:
             raise RedisUnavailable(f"cannot write the sent ledger: {exc}") from exc
