@@ -8,7 +8,7 @@ Each step of the worker's per-message path runs ``--messages`` times on its own,
 same calls the worker makes: pika consume + ``basic_ack`` (prefetch 20), pydantic parse of
 the wire JSON, the Redis read before sending (sent-ledger ``HKEYS`` + suppression ``HMGET``
 in one pipeline), ``build_message``, smtplib's ``sendmail`` over one reused connection (what
-the worker's SMTP transport calls), and the Redis ``HSET`` + ``EXPIRE`` that marks it sent.
+the worker's SMTP transport calls), and ``SentLedger.mark`` (one Redis pipeline).
 It prints wall and CPU microseconds per message for each, and their sum: the single-thread
 floor. A worker's
 measured CPU per message (``bench_throughput.py``) above that sum is what its threads cost:
@@ -102,7 +102,7 @@ def run(settings: Settings, relay: Relay, count: int) -> list[Step]:
 
     def redis_read(number: int) -> object:
         pipe = client.pipeline(transaction=False)
-        pipe.hkeys(settings.names.redis_key("sent", jobs[number].id))
+        pipe.hkeys(ledger.key(jobs[number].id))
         pipe.hmget(suppressed_key, [rcpt.lower() for rcpt in jobs[number].recipients()])
         return pipe.execute()
 
@@ -123,12 +123,12 @@ def run(settings: Settings, relay: Relay, count: int) -> list[Step]:
         smtp.quit()
     steps.append(
         timed(
-            "Redis: mark sent (HSET + EXPIRE)",
+            "Redis: mark sent (SentLedger.mark)",
             count,
             lambda n: ledger.mark(jobs[n].id, jobs[n].recipients()),
         )
     )
-    keys = [settings.names.redis_key("sent", job.id) for job in jobs]
+    keys = list(client.scan_iter(match=f"{settings.namespace}:*", count=1000))
     for start in range(0, len(keys), 1000):
         client.unlink(*keys[start : start + 1000])
     client.close()

@@ -73,9 +73,15 @@ class TestFailover:
         assert 0.0 == metrics.get_sample_value("mailfleet_relay_up", relay_a)
 
         with SmtpSink(port=dead_port) as revived:
-            # After the cool-down one probe goes to A; it succeeds and A is back in the pool.
-            producer.publish_many(make_job(n) for n in range(100, 200))
-            assert wait_until(lambda: smtp_server.count + revived.count == 200, timeout=60)
+            # Once the cool-down has passed one probe goes to A; it succeeds and A is back in
+            # the pool. Keep mail flowing (in bounded batches) until that shows.
+            published = 100
+            while revived.count <= 10 and published < 1000:
+                producer.publish_many(make_job(n) for n in range(published, published + 20))
+                published += 20
+                assert wait_until(
+                    lambda n=published: smtp_server.count + revived.count == n, timeout=30
+                )
             assert revived.count > 10
             assert 1.0 == metrics.get_sample_value("mailfleet_relay_up", relay_a)
             assert 0 == worker.stop()
