@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 from collections.abc import Callable
 
 import pika
@@ -33,6 +34,9 @@ class LaneConsumer:
         self._channel: BlockingChannel | None = None
         self._consumer_tags: list[str] = []
         self.generation = 0
+        self._settle_lock = threading.Lock()
+        self._settles: list[tuple[int, Callable[[BlockingChannel], None]]] = []
+        self._flush_pending = False
 
     @property
     def connected(self) -> bool:
@@ -40,6 +44,9 @@ class LaneConsumer:
 
     def connect(self, topology: Topology) -> None:
         """Connect, declare ``topology``, and consume every lane with the configured prefetch."""
+        with self._settle_lock:  # settles queued on a lost connection are void
+            self._settles.clear()
+            self._flush_pending = False
         self._connection = connect(self._settings)
         declare(self._connection, topology)
         self._channel = self._connection.channel()
@@ -91,19 +98,29 @@ class LaneConsumer:
         )
 
     def _threadsafe(self, delivery: Delivery, action: Callable[[BlockingChannel], None]) -> None:
+        """Queue a settle for the connection's thread. One wake-up of pika's loop settles
+        every action queued meanwhile, instead of one wake-up per message."""
         connection = self._connection
         if connection is None or delivery.generation != self.generation:
             return
-
-        def settle() -> None:
-            channel = self._channel
-            if channel is not None and channel.is_open and delivery.generation == self.generation:
-                action(channel)
-
+        with self._settle_lock:
+            self._settles.append((delivery.generation, action))
+            if self._flush_pending:
+                return
+            self._flush_pending = True
         try:
-            connection.add_callback_threadsafe(settle)
+            connection.add_callback_threadsafe(self._flush_settles)
         except CONNECTION_ERRORS as exc:
             log.warning("settle_dropped", reason="connection lost", error=repr(exc))
+
+    def _flush_settles(self) -> None:
+        with self._settle_lock:
+            settles, self._settles = self._settles, []
+            self._flush_pending = False
+        channel = self._channel
+        for generation, action in settles:
+            if channel is not None and channel.is_open and generation == self.generation:
+                action(channel)
 
     def _on_message(  # noqa: PLR0917 (pika's callback signature plus the bound lane)
         self,

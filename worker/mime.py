@@ -17,6 +17,7 @@ from email.utils import formataddr, formatdate, parseaddr
 
 from mailfleet.shared.addresses import domain_of
 from mailfleet.shared.job import EmailJob
+from mailfleet.worker import mime_direct as direct
 
 JOB_ID_HEADER = "X-Mailfleet-Id"
 # SMTP wants CRLF line ends; smtplib sends bytes as they are.
@@ -68,20 +69,37 @@ def _addresses(values: list[str]) -> str:
     return ", ".join(formataddr(parseaddr(value), charset="utf-8") for value in values)
 
 
-def build_message(job: EmailJob) -> bytes:
-    """The complete message as bytes, ready for SMTP DATA. Bcc is never written."""
-    message = _body(job)
-    message["From"] = _addresses([job.from_])
+def _job_headers(job: EmailJob) -> list[tuple[str, str]]:
+    """Every header the job sets, already encoded to ASCII (RFC 2047 where needed)."""
+    headers = [("From", _addresses([job.from_]))]
     if job.to:
-        message["To"] = _addresses(job.to)
+        headers.append(("To", _addresses(job.to)))
     if job.cc:
-        message["Cc"] = _addresses(job.cc)
+        headers.append(("Cc", _addresses(job.cc)))
     if job.reply_to:
-        message["Reply-To"] = _addresses([job.reply_to])
-    message["Subject"] = _header(job.subject)
-    message["Date"] = formatdate(usegmt=True)
-    message["Message-ID"] = message_id(job)
-    message[JOB_ID_HEADER] = job.id
-    for name, value in job.headers.items():
-        message[name] = _header(value)
+        headers.append(("Reply-To", _addresses([job.reply_to])))
+    headers += [
+        ("Subject", _header(job.subject)),
+        ("Date", formatdate(usegmt=True)),
+        ("Message-ID", message_id(job)),
+        (JOB_ID_HEADER, job.id),
+    ]
+    headers += [(name, _header(value)) for name, value in job.headers.items()]
+    return headers
+
+
+def build_message(job: EmailJob) -> bytes:
+    """The complete message as bytes with CRLF line ends, ready for SMTP DATA; Bcc is never
+    written. Jobs without attachments (nearly all) are written directly, which is ten times
+    cheaper than the ``email.mime`` classes; those with attachments go through them."""
+    if not job.attachments:
+        return direct.build(_job_headers(job), job.text, job.html)
+    return build_with_email_mime(job)
+
+
+def build_with_email_mime(job: EmailJob) -> bytes:
+    """The general builder (any job); also the reference the direct writer is tested against."""
+    message = _body(job)
+    for name, value in _job_headers(job):
+        message[name] = value
     return message.as_bytes(policy=_SMTP_POLICY)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from mailfleet.shared.job import EmailJob, parse_job
-from mailfleet.worker.mime import JOB_ID_HEADER, build_message
+from mailfleet.worker.mime import JOB_ID_HEADER, build_message, build_with_email_mime
 
 
 def make_job(**changes: Any) -> EmailJob:
@@ -302,3 +302,42 @@ class TestWireFormat:
         payload = message.get_payload(decode=True)
         assert isinstance(payload, bytes)
         assert ["one", "two", "three"] == payload.decode().splitlines()
+
+
+def _shape(raw: bytes) -> list[tuple[str, object]]:
+    """Headers (but Date) and decoded bodies of every part, boundaries aside."""
+    message = email.message_from_bytes(raw)
+    shape: list[tuple[str, object]] = []
+    for part in message.walk():
+        shape += [
+            (name, str(make_header(decode_header(value))))
+            for name, value in part.items()
+            if name != "Date" and not (name == "Content-Type" and "boundary=" in value)
+        ]
+        shape.append(("payload", part.get_payload(decode=True)))
+    return shape
+
+
+class TestDirectWriter:
+    @pytest.mark.parametrize(
+        "fields",
+        [
+            {"text": "Hello\nworld\n"},
+            {"text": "Grüße aus Köln", "subject": "Grüße"},
+            {"text": "x" * 2000},
+            {"text": "line one\r\nline two", "html": "<p>Hello <b>you</b></p>"},
+            {"html": "<p>only html</p>", "cc": ["Zoë Ünïcode <z@example.net>"]},
+            {"text": "t", "subject": "word " * 40, "headers": {"X-Long": "v " * 60}},
+            {"text": "t", "headers": {"List-Unsubscribe": "<https://x.example/" + "u" * 950 + ">"}},
+            {"text": ".leading dot\nFrom the start\n", "reply_to": "Ann <ann@example.org>"},
+        ],
+    )
+    def test_same_message_as_the_email_mime_classes(self, fields: dict[str, object]) -> None:
+        """The fast writer yields the headers and bodies email.mime would, with CRLF lines."""
+        job = parse_job({"from": "Shop <s@example.com>", "to": ["a@example.org"], **fields})
+
+        fast = build_message(job)
+
+        assert _shape(build_with_email_mime(job)) == _shape(fast)
+        assert b"\n" not in fast.replace(b"\r\n", b"")
+        assert max(len(line) for line in fast.split(b"\r\n")) <= 998
