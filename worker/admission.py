@@ -67,7 +67,7 @@ class Admission:
     def _wait_for_tokens(self, delivery: Delivery, buckets: list[Bucket]) -> Admit | Parked:
         started = time.monotonic()
         while not self._stopping.is_set():
-            admission = self._gate.run(lambda: self._limiter.try_take(buckets))
+            admission = self._gate.run(lambda: self._limiter.try_take(buckets, delivery.lane))
             if admission is None:
                 break
             if admission.granted:

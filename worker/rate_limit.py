@@ -16,7 +16,7 @@ import redis
 from mailfleet.shared.addresses import domain_of
 from mailfleet.shared.durations import Rate
 from mailfleet.shared.errors import RedisUnavailable
-from mailfleet.shared.job import EmailJob
+from mailfleet.shared.job import EmailJob, Lane
 from mailfleet.shared.names import Names
 from mailfleet.shared.redis_client import REDIS_DOWN
 from mailfleet.shared.relays import Relay
@@ -48,6 +48,14 @@ class Bucket:
     @property
     def tolerance_us(self) -> int:
         return (self.burst - 1) * self.interval_us
+
+    def spare_for(self, lane: Lane) -> int:
+        """Tokens beyond the next one this lane may use. Bulk leaves half the burst to
+        transactional mail, so under a bulk backlog a transactional job still finds a token
+        at once; the bucket's ceiling (rate + burst) is the same for both."""
+        if lane is Lane.TRANSACTIONAL:
+            return self.burst - 1
+        return self.burst - self.burst // 2 - 1
 
     def slowed(self, factor: float) -> Bucket:
         """This bucket at ``factor`` of its rate (for reports)."""
@@ -121,13 +129,13 @@ class RateLimiter:
             )
         return buckets
 
-    def try_take(self, buckets: list[Bucket]) -> Admission:
+    def try_take(self, buckets: list[Bucket], lane: Lane = Lane.TRANSACTIONAL) -> Admission:
         """Take one token from every bucket, or none and say how long to wait."""
         if not buckets:
             return Admission(True, 0.0)
         args: list[int | str] = []
         for bucket in buckets:
-            args += [bucket.interval_us, bucket.burst - 1, bucket.adaptive]
+            args += [bucket.interval_us, bucket.spare_for(lane), bucket.adaptive]
         keys = [bucket.key for bucket in buckets] + [self._adaptive_key]
         try:
             granted, wait_us, blocking = self._script(keys=keys, args=args)

@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from mailfleet.producer.publisher import Producer
 from mailfleet.producer.sink import SmtpSink
 from mailfleet.shared.durations import Rate
+from mailfleet.shared.job import Lane
 from mailfleet.shared.settings import Settings
 from mailfleet.worker.rate_limit import Bucket, RateLimiter
 from tests.integration.helpers import (
@@ -196,3 +197,17 @@ class TestRedisOutage:
 
         ledger.record_relay(smtp_server)
         assert set() == ledger.lost
+
+
+class TestTransactionalReserve:
+    def test_bulk_leaves_half_the_burst_to_transactional_mail(
+        self, settings: Settings, limiter: RateLimiter
+    ) -> None:
+        """Burst 10: bulk drains at most 5 at once, transactional then still gets 5 more."""
+        bucket = _bucket(settings, "reserve", "10/s", 10)
+
+        bulk = [limiter.try_take([bucket], Lane.BULK).granted for _ in range(7)]
+        transactional = [limiter.try_take([bucket], Lane.TRANSACTIONAL).granted for _ in range(6)]
+
+        assert [True] * 5 + [False] * 2 == bulk
+        assert [True] * 5 + [False] == transactional
