@@ -84,7 +84,7 @@ def run(settings: Settings, *, emails: int, workers: int) -> int:
         return 1
     settings = settings.model_copy(update={"namespace": f"demo-{uuid.uuid4().hex[:8]}"})
     topology = topology_of(settings)
-    with SmtpSink(keep_messages=False) as sink:
+    with SmtpSink(keep_messages=False, pipelining=True) as sink:
         env = {
             **os.environ,
             "MAILFLEET_NAMESPACE": settings.namespace,

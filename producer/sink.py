@@ -46,6 +46,14 @@ class _Handler:
     def __init__(self, sink: SmtpSink) -> None:
         self._sink = sink
 
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if self._sink.pipelining:  # aiosmtpd reads pipelined commands fine; say so
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
@@ -83,6 +91,7 @@ class SmtpSink:
         rcpt_reply: RcptReply | None = None,
         data_reply: DataReply | None = None,
         keep_messages: bool = True,
+        pipelining: bool = False,
         **smtp_options: Any,
     ) -> None:
         """``smtp_options`` go to aiosmtpd's SMTP server (``tls_context``,
@@ -90,6 +99,7 @@ class SmtpSink:
         self.host = host
         self.port = port or free_port(host)
         self.rcpt_reply = rcpt_reply
+        self.pipelining = pipelining
         self.data_reply = data_reply
         self._keep = keep_messages
         self._maildir = mailbox.Maildir(maildir) if maildir else None

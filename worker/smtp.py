@@ -20,6 +20,7 @@ from pydantic import SecretStr
 
 from mailfleet.shared.relays import Relay
 from mailfleet.worker.replies import SmtpReply
+from mailfleet.worker.smtp_pipelining import can_pipeline, send_pipelined
 
 IDLE_CHECK = 5.0  # seconds a pooled connection may idle before it is checked with NOOP
 SERVICE_NOT_AVAILABLE = 421
@@ -99,9 +100,7 @@ class SmtpTransport:
     def send(self, envelope: Envelope, relay: Relay) -> SendResult:
         result = SendResult(relay=relay.name)
         try:
-            refused = self._connection(relay).sendmail(
-                envelope.sender, envelope.recipients, envelope.data
-            )
+            refused = self._transaction(self._connection(relay), envelope)
         except _RelayFailure as failure:
             return _all_refused(result, envelope, failure.reply, relay_failed=True)
         except smtplib.SMTPRecipientsRefused as exc:
@@ -110,6 +109,11 @@ class SmtpTransport:
             result.refused = {
                 rcpt: _reply(code, text) for rcpt, (code, text) in exc.recipients.items()
             }
+            # After a 421 the server closed before the remaining recipients were tried:
+            # they are not accepted, so they must be retried, never forgotten.
+            untried = SmtpReply(SERVICE_NOT_AVAILABLE, "closed before this recipient was tried")
+            for rcpt in envelope.recipients:
+                result.refused.setdefault(rcpt, untried)
             return result
         except smtplib.SMTPResponseException as exc:  # sender or data refused, 421 ...
             self._drop(relay)
@@ -124,6 +128,13 @@ class SmtpTransport:
         result.refused = {rcpt: _reply(code, text) for rcpt, (code, text) in refused.items()}
         result.accepted = [rcpt for rcpt in envelope.recipients if rcpt not in result.refused]
         return result
+
+    @staticmethod
+    def _transaction(connection: smtplib.SMTP, envelope: Envelope) -> dict[str, tuple[int, bytes]]:
+        sender, recipients, data = envelope.sender, envelope.recipients, envelope.data
+        if can_pipeline(connection, sender, recipients):
+            return send_pipelined(connection, sender, recipients, data)
+        return connection.sendmail(sender, recipients, data)
 
     def _connection(self, relay: Relay) -> smtplib.SMTP:
         connection = self._connections.get(relay)

@@ -41,7 +41,7 @@ def redis_client(redis_server_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def smtp_server() -> Iterator[SmtpSink]:
-    with SmtpSink() as sink:
+    with SmtpSink(pipelining=True) as sink:
         yield sink
 
 

@@ -1,0 +1,73 @@
+"""One SMTP transaction in two round trips on relays that offer PIPELINING (RFC 2920).
+
+smtplib's ``sendmail`` waits for the reply to MAIL, to each RCPT and to DATA before the
+next command: 3 + recipients round trips. Here MAIL, every RCPT and DATA go out in one
+write and their replies are read back in order, then the message follows. It raises the
+same smtplib exceptions ``sendmail`` would, so callers handle both alike.
+"""
+
+from __future__ import annotations
+
+import re
+import smtplib
+
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+_CLOSING = 421  # the server is closing the connection
+_ACCEPTED_RCPT = (250, 251)
+_START_DATA = 354
+
+
+def can_pipeline(connection: smtplib.SMTP, sender: str, recipients: list[str]) -> bool:
+    """PIPELINING offered, and plain ASCII addresses (SMTPUTF8 stays with smtplib)."""
+    return bool(connection.has_extn("pipelining")) and all(
+        address.isascii() for address in (sender, *recipients)
+    )
+
+
+def send_pipelined(
+    connection: smtplib.SMTP, sender: str, recipients: list[str], data: bytes
+) -> dict[str, tuple[int, bytes]]:
+    """Like ``connection.sendmail``: the refused recipients, or an smtplib exception."""
+    commands = [f"MAIL FROM:<{sender}>", *(f"RCPT TO:<{rcpt}>" for rcpt in recipients), "DATA"]
+    connection.send("\r\n".join(commands) + "\r\n")
+    mail_code, mail_reply = connection.getreply()
+    refused: dict[str, tuple[int, bytes]] = {}
+    for rcpt in recipients:
+        code, reply = connection.getreply()
+        if code not in _ACCEPTED_RCPT:
+            refused[rcpt] = (code, reply)
+    data_code, data_reply = connection.getreply()
+    codes = [mail_code, *(code for code, _ in refused.values()), data_code]
+    if data_code == _START_DATA and (mail_code != 250 or len(refused) == len(recipients)):
+        # The server took DATA without a valid transaction: end it empty, then reset.
+        connection.send(b".\r\n")
+        codes.append(connection.getreply()[0])
+    if mail_code != 250:
+        _end_transaction(connection, codes)
+        raise smtplib.SMTPSenderRefused(mail_code, mail_reply, sender)
+    if len(refused) == len(recipients) or _CLOSING in codes:
+        _end_transaction(connection, codes)
+        raise smtplib.SMTPRecipientsRefused(refused)
+    if data_code != _START_DATA:
+        _end_transaction(connection, codes)
+        raise smtplib.SMTPDataError(data_code, data_reply)
+    body = _LEADING_DOT.sub(b"..", data)
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    connection.send(body + b".\r\n")
+    code, reply = connection.getreply()
+    if code != 250:
+        _end_transaction(connection, [code])
+        raise smtplib.SMTPDataError(code, reply)
+    return refused
+
+
+def _end_transaction(connection: smtplib.SMTP, codes: list[int]) -> None:
+    """RSET for the next transaction, or close if the server said it is closing (421)."""
+    if _CLOSING in codes:
+        connection.close()
+    else:
+        try:
+            connection.rset()
+        except smtplib.SMTPServerDisconnected:
+            connection.close()
