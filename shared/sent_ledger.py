@@ -8,6 +8,7 @@ crash, or a replay, never mails a recipient twice.
 from __future__ import annotations
 
 import time
+from importlib.resources import files
 
 import redis
 
@@ -15,12 +16,15 @@ from mailfleet.shared.errors import RedisUnavailable
 from mailfleet.shared.names import Names
 from mailfleet.shared.redis_client import REDIS_DOWN
 
+_MARK = files("mailfleet.shared").joinpath("sent_ledger_mark.lua").read_text()
+
 
 class SentLedger:
     def __init__(self, client: redis.Redis, names: Names, ttl_seconds: float) -> None:
         self._client = client
         self._names = names
         self._ttl = int(ttl_seconds)
+        self._mark = client.register_script(_MARK)
 
     def key(self, job_id: str) -> str:
         return self._names.sent_ledger(job_id)
@@ -38,12 +42,8 @@ class SentLedger:
 
         Also counts them in ``{ns}:stats:delivered``, which ``mailfleet stats`` reads as a rate.
         """
-        now = str(time.time())
+        keys = [self.key(job_id), self._names.delivered_counter]
         try:
-            pipe = self._client.pipeline(transaction=False)
-            pipe.hset(self.key(job_id), mapping=dict.fromkeys(recipients, now))
-            pipe.expire(self.key(job_id), self._ttl)
-            pipe.incrby(self._names.delivered_counter, len(recipients))
-            pipe.execute()
+            self._mark(keys=keys, args=[self._ttl, str(time.time()), *recipients])
         except REDIS_DOWN as exc:
             raise RedisUnavailable(f"cannot write the sent ledger: {exc}") from exc

@@ -1,9 +1,10 @@
 """Which recipients of a job still need it: not yet accepted for this job id (the sent
-ledger) and not suppressed. Both are read from Redis in one round trip."""
+ledger) and not suppressed. Both are read in one Redis call (``recipients.lua``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib.resources import files
 
 import redis
 
@@ -13,6 +14,9 @@ from mailfleet.shared.redis_client import REDIS_DOWN
 from mailfleet.shared.sent_ledger import SentLedger
 from mailfleet.shared.suppression import SuppressionList
 from mailfleet.worker.delivery import Delivery
+
+_SCRIPT = files("mailfleet.worker").joinpath("recipients.lua").read_text()
+_TO_SEND, _SENT, _SUPPRESSED = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -27,23 +31,21 @@ class RecipientFilter:
         self._client = client
         self._ledger = ledger
         self._suppression = suppression
+        self._script = client.register_script(_SCRIPT)
 
     def split(self, delivery: Delivery, job: EmailJob) -> Recipients:
         wanted = job.recipients()
         only = delivery.only_recipients
         if only is not None:
             wanted = [rcpt for rcpt in wanted if rcpt in only]
+        args = [form for rcpt in wanted for form in (rcpt, rcpt.lower())]
         try:
-            pipe = self._client.pipeline(transaction=False)
-            pipe.hkeys(self._ledger.key(job.id))
-            pipe.hmget(self._suppression.key, [rcpt.lower() for rcpt in wanted])
-            sent_keys, suppressed_flags = pipe.execute()
+            verdicts = self._script(
+                keys=[self._ledger.key(job.id), self._suppression.key], args=args
+            )
         except REDIS_DOWN as exc:
             raise RedisUnavailable(f"cannot read the sent ledger: {exc}") from exc
-        sent = {key.decode() if isinstance(key, bytes) else key for key in sent_keys}
-        suppressed = {rcpt for rcpt, flag in zip(wanted, suppressed_flags, strict=True) if flag}
-        return Recipients(
-            to_send=[rcpt for rcpt in wanted if rcpt not in sent and rcpt not in suppressed],
-            already_sent=[rcpt for rcpt in wanted if rcpt in sent],
-            suppressed=[rcpt for rcpt in wanted if rcpt in suppressed and rcpt not in sent],
-        )
+        by_verdict: dict[int, list[str]] = {_TO_SEND: [], _SENT: [], _SUPPRESSED: []}
+        for rcpt, verdict in zip(wanted, verdicts, strict=True):
+            by_verdict[int(verdict)].append(rcpt)
+        return Recipients(by_verdict[_TO_SEND], by_verdict[_SENT], by_verdict[_SUPPRESSED])
