@@ -5,11 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from pydantic import SecretStr
 
 from mailfleet.producer.publisher import Producer
 from mailfleet.producer.sink import SmtpSink
 from mailfleet.shared.settings import Settings
-from tests.integration.helpers import DeliveryLedger, WorkerProcess, make_job, wait_until
+from tests.integration.helpers import (
+    DeliveryLedger,
+    WorkerProcess,
+    WorkerThread,
+    make_job,
+    wait_until,
+)
+from tests.integration.outages import TcpProxy
 
 JOBS = 400
 
@@ -71,6 +79,37 @@ class TestGracefulShutdown:
 
         workers.append(second := WorkerProcess(settings, "--burst"))
         assert 0 == second.wait(timeout=120), second.log()
+
+        ledger.record_relay(smtp_server)
+        assert set() == ledger.lost
+        assert {} == ledger.duplicates
+
+
+class TestBrokerOutage:
+    def test_connections_cut_mid_run_lose_nothing_and_send_nothing_twice(
+        self, settings: Settings, producer: Producer, smtp_server: SmtpSink
+    ) -> None:
+        """The broker vanishes mid-run (every connection cut, new ones refused) and comes
+        back: the worker reconnects; redelivered jobs already accepted are skipped."""
+        proxy = TcpProxy("127.0.0.1", 5672)
+        upstream = settings.amqp_url.get_secret_value()
+        proxied = settings.model_copy(
+            update={"amqp_url": SecretStr(upstream.replace(":5672", f":{proxy.port}"))}
+        )
+        try:
+            ledger = DeliveryLedger(
+                confirmed=set(producer.publish_many(make_job(n) for n in range(JOBS)))
+            )
+            worker = WorkerThread(proxied)
+            assert wait_until(lambda: smtp_server.count >= JOBS // 4, timeout=60)
+            proxy.cut()
+            assert wait_until(lambda: not worker.worker.ready, timeout=15)
+            proxy.restore()
+            assert wait_until(lambda: smtp_server.count >= JOBS, timeout=120)
+            assert wait_until(lambda: worker.worker.ready, timeout=30)
+            assert 0 == worker.stop()
+        finally:
+            proxy.close()
 
         ledger.record_relay(smtp_server)
         assert set() == ledger.lost
