@@ -17,9 +17,10 @@ import uuid
 import redis
 
 from mailfleet.producer.connection import open_connection
+from mailfleet.producer.namespace import remove_namespace
 from mailfleet.producer.publisher import Producer
 from mailfleet.producer.sink import SmtpSink
-from mailfleet.producer.topology import delete, queue_depths, topology_of
+from mailfleet.producer.topology import queue_depths, topology_of
 from mailfleet.shared.errors import BrokerUnavailable
 from mailfleet.shared.job import EmailJob, Lane
 from mailfleet.shared.settings import Settings, redact_url
@@ -83,7 +84,6 @@ def run(settings: Settings, *, emails: int, workers: int) -> int:
         print(f"mailfleet demo: {problem}", file=sys.stderr)
         return 1
     settings = settings.model_copy(update={"namespace": f"demo-{uuid.uuid4().hex[:8]}"})
-    topology = topology_of(settings)
     with SmtpSink(keep_messages=False, pipelining=True) as sink:
         env = {
             **os.environ,
@@ -108,10 +108,8 @@ def run(settings: Settings, *, emails: int, workers: int) -> int:
                 process.terminate()
             for process in processes:
                 process.wait(timeout=settings.shutdown_grace + 5)
-            connection = open_connection(settings)
-            delete(connection, topology)
-            connection.release()
             producer.close()
+            remove_namespace(settings)
 
 
 def _drive(settings: Settings, producer: Producer, sink: SmtpSink, emails: int) -> int:

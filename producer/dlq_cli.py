@@ -27,7 +27,14 @@ from mailfleet.producer.dlq_output import (
 )
 from mailfleet.producer.dlq_report import PurgeReport
 from mailfleet.producer.replay_check import ReplayCheck
-from mailfleet.shared.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, Subparsers
+from mailfleet.shared.cli import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    Subparsers,
+    positive_float,
+    positive_int,
+)
 from mailfleet.shared.durations import parse_duration
 from mailfleet.shared.job import Lane
 from mailfleet.shared.redis_client import make_redis
@@ -43,22 +50,6 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
-    return int(text)
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text!r}")
-    return value
-
-
 def _filters() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("filters (a dead letter must pass every one given)")
@@ -69,7 +60,7 @@ def _filters() -> argparse.ArgumentParser:
         "--older-than", type=_duration, metavar="DURATION", help="failed at least this long ago"
     )
     group.add_argument("--id", action="append", dest="ids", metavar="ID", help="repeatable")
-    group.add_argument("--limit", type=_positive_int, metavar="N", help="act on at most N")
+    group.add_argument("--limit", type=positive_int, metavar="N", help="act on at most N")
     return parent
 
 
@@ -92,7 +83,7 @@ def register(subparsers: Subparsers) -> None:
     replay = actions.add_parser(
         "replay", parents=[filters, json_flag], help="move dead letters back to their lanes"
     )
-    replay.add_argument("--rate", type=_positive_float, metavar="N", help="messages per second")
+    replay.add_argument("--rate", type=positive_float, metavar="N", help="messages per second")
     replay.add_argument("--dry-run", action="store_true", help="report only; move nothing")
     replay.set_defaults(handler=run_replay)
 

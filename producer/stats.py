@@ -23,7 +23,7 @@ from kombu.connection import Connection
 
 from mailfleet.producer.connection import CONNECTION_ERRORS, open_connection
 from mailfleet.producer.topology import queue_depths, topology_of
-from mailfleet.shared.cli import EXIT_OK, Subparsers
+from mailfleet.shared.cli import EXIT_OK, Subparsers, positive_float, positive_int
 from mailfleet.shared.errors import BrokerError, BrokerUnavailable
 from mailfleet.shared.job import Lane
 from mailfleet.shared.redis_client import REDIS_DOWN, make_redis
@@ -174,20 +174,6 @@ def render(stats: Stats, redis_error: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
-
-
 def register(subparsers: Subparsers) -> None:
     stats = subparsers.add_parser(
         "stats", help="show queue depths, consumers and the send rate of the namespace"
@@ -195,21 +181,21 @@ def register(subparsers: Subparsers) -> None:
     stats.add_argument("--json", action="store_true", help="print one JSON object (per refresh)")
     stats.add_argument(
         "--interval",
-        type=_positive_float,
+        type=positive_float,
         default=1.0,
         metavar="SECONDS",
         help="time over which the send rate is measured (default 1)",
     )
     stats.add_argument(
         "--watch",
-        type=_positive_float,
+        type=positive_float,
         nargs="?",
         const=2.0,
         metavar="SECONDS",
         help="refresh every SECONDS (default 2) until Ctrl-C",
     )
     stats.add_argument(
-        "--count", type=_positive_int, metavar="N", help="with --watch: stop after N refreshes"
+        "--count", type=positive_int, metavar="N", help="with --watch: stop after N refreshes"
     )
     stats.set_defaults(handler=run_stats)
 

@@ -5,24 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mailfleet.shared.cli import Subparsers
+from mailfleet.shared.cli import Subparsers, positive_int
 from mailfleet.shared.settings import Settings
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def register(subparsers: Subparsers) -> None:
     worker = subparsers.add_parser("worker", help="consume email jobs and deliver them over SMTP")
     worker.add_argument(
-        "--concurrency", type=_positive, help="sender threads (MAILFLEET_CONCURRENCY)"
+        "--concurrency", type=positive_int, help="sender threads (MAILFLEET_CONCURRENCY)"
     )
     worker.add_argument(
-        "--prefetch", type=_positive, help="unacked messages per lane (MAILFLEET_PREFETCH)"
+        "--prefetch", type=positive_int, help="unacked messages per lane (MAILFLEET_PREFETCH)"
     )
     worker.add_argument(
         "--burst",

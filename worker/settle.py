@@ -109,27 +109,22 @@ class Settler:
         self._acker.ack(delivery)
 
     def invalid(self, delivery: Delivery, error: str) -> None:
-        self._dead_letter(delivery, "invalid", error, None)
-        self._count_dead_letter("invalid", delivery)
+        self._reject(delivery, "invalid", error)
+
+    def crashed(self, delivery: Delivery) -> None:
+        count = delivery.delivery_count
+        self._reject(delivery, "crashed", f"redelivered {count} times: it crashed the workers")
+
+    def _reject(self, delivery: Delivery, reason: str, error: str) -> None:
+        """Dead-letter the whole message (it was never sent) and ack it."""
+        self._dead_letter(delivery, reason, error, None)
+        self._count_dead_letter(reason, delivery)
         log.warning(
             "dead_lettered",
             job_id=delivery.properties.message_id,
             lane=delivery.lane,
-            reason="invalid",
+            reason=reason,
             error=error[:200],
-        )
-        self._acker.ack(delivery)
-
-    def crashed(self, delivery: Delivery) -> None:
-        error = f"redelivered {delivery.delivery_count} times: it crashed the workers handling it"
-        self._dead_letter(delivery, "crashed", error, None)
-        self._count_dead_letter("crashed", delivery)
-        log.error(
-            "dead_lettered",
-            job_id=delivery.properties.message_id,
-            lane=delivery.lane,
-            reason="crashed",
-            error=error,
         )
         self._acker.ack(delivery)
 

@@ -44,13 +44,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-import redis
 from kombu.connection import Connection
 
 from mailfleet.producer.connection import open_connection
+from mailfleet.producer.namespace import remove_namespace
 from mailfleet.producer.publisher import Producer
 from mailfleet.producer.sink import SmtpSink
-from mailfleet.producer.topology import delete, queue_depths, topology_of
+from mailfleet.producer.topology import queue_depths, topology_of
 from mailfleet.shared.durations import Rate
 from mailfleet.shared.job import EmailJob, Lane
 from mailfleet.shared.settings import Settings, load_settings
@@ -293,29 +293,17 @@ def _collect(run: Run, sink: SmtpSink) -> None:
     )
 
 
-def remove_namespace(settings: Settings) -> int | None:
+def clean_up(settings: Settings) -> int | None:
     """Delete the namespace's queues (the backlog with them) and Redis keys; bulk left over."""
     left = None
     connection = open_connection(settings)
-    topology = topology_of(settings)
     try:
         with contextlib.suppress(Exception):
-            left = queue_depths(connection, topology)[settings.names.lane_queue(Lane.BULK)][0]
-        delete(connection, topology)
+            depths = queue_depths(connection, topology_of(settings))
+            left = depths[settings.names.lane_queue(Lane.BULK)][0]
     finally:
         connection.release()
-    client = redis.Redis.from_url(settings.redis_url.get_secret_value(), socket_timeout=5)
-    try:
-        batch: list[bytes] = []
-        for key in client.scan_iter(match=f"{settings.namespace}:*", count=1000):
-            batch.append(key)
-            if len(batch) >= 1000:
-                client.unlink(*batch)
-                batch = []
-        if batch:
-            client.unlink(*batch)
-    finally:
-        client.close()
+    remove_namespace(settings)
     return left
 
 
@@ -359,7 +347,7 @@ def run_one(args: argparse.Namespace, count: int, logs: Path) -> Run:
             if run.problem or any(code != 0 for code in run.exit_codes):
                 print(workers.tails(), file=sys.stderr)
         sink.stop()
-        run.backlog_left = remove_namespace(settings)
+        run.backlog_left = clean_up(settings)
     return run
 
 

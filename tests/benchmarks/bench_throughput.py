@@ -46,12 +46,11 @@ from multiprocessing.synchronize import Barrier as MpBarrier
 from pathlib import Path
 from typing import IO, Protocol
 
-import redis
-
 from mailfleet.producer.connection import open_connection
+from mailfleet.producer.namespace import remove_namespace
 from mailfleet.producer.publisher import Producer
 from mailfleet.producer.sink import ReceivedMessage, SmtpSink, free_port
-from mailfleet.producer.topology import delete, queue_depths, topology_of
+from mailfleet.producer.topology import queue_depths, topology_of
 from mailfleet.shared.job import EmailJob, Lane
 from mailfleet.shared.settings import Settings, load_settings
 from mailfleet.worker.mime import build_message
@@ -554,28 +553,15 @@ def run_workers(
 # --------------------------------------------------------------------------- clean-up
 
 
-def remove_namespace(settings: Settings) -> dict[str, int]:
+def clean_up(settings: Settings) -> dict[str, int]:
     """Read the dead-letter and lane queue depths, then delete the namespace everywhere."""
     connection = open_connection(settings)
-    topology = topology_of(settings)
     try:
-        depths = {name: ready for name, (ready, _) in queue_depths(connection, topology).items()}
-        delete(connection, topology)
+        depths = queue_depths(connection, topology_of(settings))
     finally:
         connection.release()
-    client = redis.Redis.from_url(settings.redis_url.get_secret_value(), socket_timeout=5)
-    try:
-        batch: list[bytes] = []
-        for key in client.scan_iter(match=f"{settings.namespace}:*", count=1000):
-            batch.append(key)
-            if len(batch) >= 1000:
-                client.unlink(*batch)
-                batch = []
-        if batch:
-            client.unlink(*batch)
-    finally:
-        client.close()
-    return depths
+    remove_namespace(settings)
+    return {name: ready for name, (ready, _) in depths.items()}
 
 
 # --------------------------------------------------------------------------- main
@@ -798,7 +784,7 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}")
     finally:
         relay.stop()
-        report.depths = remove_namespace(settings)
+        report.depths = clean_up(settings)
     return print_report(report, settings, args)
 
 
