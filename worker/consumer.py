@@ -35,8 +35,9 @@ class LaneConsumer:
         self._consumer_tags: list[str] = []
         self.generation = 0
         self._settle_lock = threading.Lock()
-        self._settles: list[tuple[int, Callable[[BlockingChannel], None]]] = []
+        self._settles: list[tuple[int, int, bool]] = []  # (generation, tag, ack or requeue)
         self._flush_pending = False
+        self._unsettled: set[int] = set()  # tags delivered and not yet settled (pika's thread)
 
     @property
     def connected(self) -> bool:
@@ -47,6 +48,7 @@ class LaneConsumer:
         with self._settle_lock:  # settles queued on a lost connection are void
             self._settles.clear()
             self._flush_pending = False
+        self._unsettled.clear()
         self._connection = connect(self._settings)
         declare(self._connection, topology)
         self._channel = self._connection.channel()
@@ -90,21 +92,19 @@ class LaneConsumer:
 
     # Settling, callable from any thread.
     def ack(self, delivery: Delivery) -> None:
-        self._threadsafe(delivery, lambda channel: channel.basic_ack(delivery.delivery_tag))
+        self._queue_settle(delivery, ack=True)
 
     def requeue(self, delivery: Delivery) -> None:
-        self._threadsafe(
-            delivery, lambda channel: channel.basic_nack(delivery.delivery_tag, requeue=True)
-        )
+        self._queue_settle(delivery, ack=False)
 
-    def _threadsafe(self, delivery: Delivery, action: Callable[[BlockingChannel], None]) -> None:
+    def _queue_settle(self, delivery: Delivery, *, ack: bool) -> None:
         """Queue a settle for the connection's thread. One wake-up of pika's loop settles
-        every action queued meanwhile, instead of one wake-up per message."""
+        every one queued meanwhile, instead of one wake-up per message."""
         connection = self._connection
         if connection is None or delivery.generation != self.generation:
             return
         with self._settle_lock:
-            self._settles.append((delivery.generation, action))
+            self._settles.append((delivery.generation, delivery.delivery_tag, ack))
             if self._flush_pending:
                 return
             self._flush_pending = True
@@ -114,13 +114,27 @@ class LaneConsumer:
             log.warning("settle_dropped", reason="connection lost", error=repr(exc))
 
     def _flush_settles(self) -> None:
+        """On pika's thread: requeue what is to be requeued, and ack the rest with as few
+        frames as possible: one cumulative ack up to the first tag still being worked on."""
         with self._settle_lock:
             settles, self._settles = self._settles, []
             self._flush_pending = False
         channel = self._channel
-        for generation, action in settles:
-            if channel is not None and channel.is_open and generation == self.generation:
-                action(channel)
+        if channel is None or not channel.is_open:
+            return
+        current = [(tag, ack) for generation, tag, ack in settles if generation == self.generation]
+        acks = {tag for tag, ack in current if ack}
+        for tag, ack in current:
+            if not ack:
+                channel.basic_nack(tag, requeue=True)
+                self._unsettled.discard(tag)
+        still_held = min((tag for tag in self._unsettled if tag not in acks), default=None)
+        below = [tag for tag in acks if still_held is None or tag < still_held]
+        if below:
+            channel.basic_ack(max(below), multiple=True)
+        for tag in acks.difference(below):
+            channel.basic_ack(tag)
+        self._unsettled -= acks
 
     def _on_message(  # noqa: PLR0917 (pika's callback signature plus the bound lane)
         self,
@@ -132,4 +146,5 @@ class LaneConsumer:
         body: bytes,
     ) -> None:
         assert method.delivery_tag is not None
+        self._unsettled.add(method.delivery_tag)
         self._on_delivery(Delivery(lane, method.delivery_tag, generation, body, properties))
