@@ -98,7 +98,13 @@ class RateLimiter:
             for domain, rate in settings.domain_limits.items()
         }
         self._adaptive_key = names.redis_key("adaptive")
-        self._relay_limits = any(relay.rate for relay in settings.smtp_relays)
+        self._relays = {
+            relay: self._bucket(
+                names, f"relay:{relay.name}", f"relay {relay.name}", relay.rate, None
+            )
+            for relay in settings.smtp_relays
+            if relay.rate is not None
+        }
         self._lanes = {
             lane: self._bucket(names, f"lane:{lane.value}", f"lane {lane.value}", rate, None)
             for lane, rate in settings.lane_limits.items()
@@ -110,7 +116,7 @@ class RateLimiter:
 
     @property
     def configured(self) -> bool:
-        return bool(self._global or self._domains or self._lanes or self._relay_limits)
+        return bool(self._global or self._domains or self._lanes or self._relays)
 
     def buckets_for(
         self, job: EmailJob, recipients: list[str], relay: Relay | None = None
@@ -121,12 +127,8 @@ class RateLimiter:
         buckets += [self._domains[domain] for domain in domains if domain in self._domains]
         if job.lane in self._lanes:
             buckets.append(self._lanes[job.lane])
-        if relay is not None and relay.rate is not None:
-            buckets.append(
-                self._bucket(
-                    self._names, f"relay:{relay.name}", f"relay {relay.name}", relay.rate, None
-                )
-            )
+        if relay is not None and relay in self._relays:
+            buckets.append(self._relays[relay])
         return buckets
 
     def try_take(self, buckets: list[Bucket], lane: Lane = Lane.TRANSACTIONAL) -> Admission:

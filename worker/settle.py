@@ -157,6 +157,7 @@ class Settler:
                 self._adaptive.succeeded(domain)
         retry: dict[str, SmtpReply] = {}
         permanent: dict[str, SmtpReply] = {}
+        throttled: set[str] = set()
         for rcpt, reply in result.refused.items():
             self._metrics.smtp_replies.labels(code=str(reply.code)).inc()
             verdict = classify(reply)
@@ -164,11 +165,8 @@ class Settler:
             target[rcpt] = reply
             if verdict.bad_mailbox:
                 self._suppress(rcpt, reply)
-        throttled = {
-            domain_of(rcpt)
-            for rcpt, reply in retry.items()
-            if classify(reply).outcome is Outcome.THROTTLED
-        }
+            if verdict.outcome is Outcome.THROTTLED:
+                throttled.add(domain_of(rcpt))
         for domain in throttled:
             self._adaptive.throttled(domain)
         if permanent:

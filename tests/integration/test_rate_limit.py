@@ -16,6 +16,7 @@ from mailfleet.producer.publisher import Producer
 from mailfleet.producer.sink import SmtpSink
 from mailfleet.shared.durations import Rate
 from mailfleet.shared.job import Lane
+from mailfleet.shared.relays import Relay
 from mailfleet.shared.settings import Settings
 from mailfleet.worker.rate_limit import Bucket, RateLimiter
 from tests.integration.helpers import (
@@ -211,3 +212,29 @@ class TestTransactionalReserve:
 
         assert [True] * 5 + [False] * 2 == bulk
         assert [True] * 5 + [False] == transactional
+
+
+class TestWhichBuckets:
+    def test_a_job_takes_from_global_domain_lane_and_relay_buckets(
+        self, settings: Settings, redis_client: redis.Redis
+    ) -> None:
+        """Global, each limited recipient domain, the job's lane and the relay's own rate."""
+        relay = Relay.parse("smtp://127.0.0.1:2525?rate=5/s")
+        tuned = settings.model_copy(
+            update={
+                "rate_limit": Rate.parse("100/s"),
+                "domain_limits": {"gmail.com": Rate.parse("20/s")},
+                "lane_limits": {Lane.BULK: Rate.parse("50/s")},
+                "smtp_relays": [relay],
+            }
+        )
+        limiter = RateLimiter(redis_client, tuned)
+        job = make_job(1, to=["a@gmail.com", "b@example.org"], lane="bulk")
+
+        buckets = limiter.buckets_for(job, job.recipients(), relay)
+
+        assert ["global", "domain gmail.com", "lane bulk", "relay 127.0.0.1:2525"] == [
+            bucket.label for bucket in buckets
+        ]
+        assert ["100/s", "20/s", "50/s", "5/s"] == [str(bucket.rate) for bucket in buckets]
+        assert limiter.try_take(buckets, Lane.BULK).granted
