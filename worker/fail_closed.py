@@ -42,6 +42,10 @@ class FailClosed:
             self._note(down=False)
             return result
 
+    def recovered(self) -> None:
+        """Redis answered a health ping: healthy again even if no job has tried it yet."""
+        self._note(down=False)
+
     def _note(self, *, down: bool, error: str = "") -> None:
         with self._lock:
             if down == self._down:

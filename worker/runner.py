@@ -196,6 +196,7 @@ class Worker:
                 self._redis_up = False
                 continue
             self._redis_up = True
+            self._gate.recovered()
             with contextlib.suppress(RedisUnavailable):
                 self._adaptive.refresh()
 
