@@ -4,6 +4,7 @@ suppression, per-recipient settlement and idempotent sends, on the real servers.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -18,7 +19,9 @@ from tests.integration.helpers import (
     DeliveryLedger,
     WorkerThread,
     drain_dead_letters,
+    mailfleet_command,
     make_job,
+    settings_env,
 )
 from tests.integration.relays import ScriptedReplies
 
@@ -206,3 +209,35 @@ class TestIdempotentSends:
 
         [message] = smtp_server.messages
         assert ("b@example.org",) == message.rcpt_tos
+
+
+class TestReplayAfterTheRelayIsFixed:
+    def test_exhausted_then_replayed_is_delivered_and_the_dead_letter_queue_empties(
+        self,
+        settings: Settings,
+        producer: Producer,
+        smtp_server: SmtpSink,
+        replies: ScriptedReplies,
+        amqp_connection: Connection,
+    ) -> None:
+        """451 until exhausted; the relay is fixed; `mailfleet dlq replay`; delivered once."""
+        replies.script("rcpt1@example.org", TRY_LATER)
+        producer.publish(make_job(1))
+        _run_until_drained(settings)
+        assert 0 == smtp_server.count
+
+        replies.script("rcpt1@example.org", None)
+        replay = subprocess.run(
+            mailfleet_command("dlq", "replay", "--reason", "exhausted"),
+            env=settings_env(settings),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert 0 == replay.returncode, replay.stderr
+        assert "replayed 1" in replay.stdout
+        _run_until_drained(settings)
+
+        assert ["job-1"] == [message.job_id for message in smtp_server.messages]
+        assert [] == drain_dead_letters(amqp_connection, settings)
