@@ -50,6 +50,7 @@ class ConfirmChannel:
         self._returned: set[str] = set()
         self._result = BatchResult()
         self.last_unsent: list[Outgoing] = []
+        self.settled_before_failure = BatchResult()
         self._channel.events["basic_ack"].add(self._on_ack)
         self._channel.events["basic_nack"].add(self._on_nack)
         self._channel.events["basic_return"].add(self._on_return)
@@ -73,6 +74,7 @@ class ConfirmChannel:
         except Exception:
             # The connection failed: keep whatever the broker never confirmed, to publish again.
             self.last_unsent = [*self._pending.values(), *todo[handed_over:]]
+            self.settled_before_failure = self._result  # nacks and returns must not be lost
             self._pending.clear()
             raise
         return self._result

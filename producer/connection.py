@@ -8,7 +8,7 @@ import amqp.exceptions
 import kombu.exceptions
 from kombu.connection import Connection
 
-from mailfleet.shared.errors import BrokerUnavailable
+from mailfleet.shared.errors import BrokerUnavailable, ConfigError
 from mailfleet.shared.settings import Settings, redact_url
 
 # What a dead or unreachable connection raises, from kombu, py-amqp or the socket.
@@ -25,7 +25,13 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 def open_connection(settings: Settings, timeout: float = 5.0, retries: int = 3) -> Connection:
     """A live connection to ``MAILFLEET_AMQP_URL``, or :class:`BrokerUnavailable` naming it."""
     url = settings.amqp_url.get_secret_value()
-    connection = Connection(url, connect_timeout=timeout, heartbeat=0)
+    try:
+        connection = Connection(url, connect_timeout=timeout, heartbeat=0)
+    except ValueError:  # kombu's message can quote part of the password
+        raise ConfigError(
+            f"MAILFLEET_AMQP_URL: {redact_url(url)} is not a valid AMQP URL "
+            "(percent-encode special characters in the password)"
+        ) from None
     try:
         connection.ensure_connection(max_retries=retries, interval_start=0.2, interval_step=0.5)
     except CONNECTION_ERRORS as exc:

@@ -108,6 +108,8 @@ class Producer:
             except _RETRYABLE as exc:
                 if channel is not None:
                     todo = channel.last_unsent
+                    nacked += channel.settled_before_failure.nacked
+                    unroutable += channel.settled_before_failure.unroutable
                 self._recover(exc, attempt, len(todo))
                 continue
             nacked += result.nacked

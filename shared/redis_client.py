@@ -11,9 +11,10 @@ from mailfleet.shared.settings import Settings
 
 # What redis-py raises when the server is down, restarting or hung.
 REDIS_DOWN: tuple[type[Exception], ...] = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    redis.exceptions.BusyLoadingError,
+    # Down, hung or restarting, but also refusing writes (READONLY after a failover, OOM
+    # under noeviction): for a sender all of them mean "cannot rely on Redis: hold, don't
+    # send", never an error that kills the thread and redelivers a sent job.
+    redis.exceptions.RedisError,
 )
 
 

@@ -138,5 +138,16 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 def redact_url(url: str) -> str:
-    """``amqp://user:secret@host/`` → ``amqp://user:***@host/``, for messages about connecting."""
-    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
+    """``amqp://user:secret@host/`` → ``amqp://user:***@host/``, for messages about connecting.
+
+    Everything up to the last ``@`` counts as user info, so a password holding ``@`` or ``/``
+    is masked whole (over-masking is the safe way to be wrong); a URL that does not even
+    have a scheme is masked entirely."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return "***"
+    userinfo, at, host_and_path = rest.rpartition("@")
+    if not at:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host_and_path}"

@@ -27,6 +27,7 @@ from mailfleet.worker.rate_limit import Bucket, RateLimiter
 class Admit(Enum):
     GRANTED = "granted"
     STOPPING = "stopping"  # the worker is shutting down while waiting
+    STALE = "stale"  # the delivery's connection is gone; the broker has requeued it
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import pika
 import pika.exceptions
 from pika.exchange_type import ExchangeType
 
-from mailfleet.shared.errors import BrokerError, BrokerUnavailable
+from mailfleet.shared.errors import BrokerError, BrokerUnavailable, ConfigError
 from mailfleet.shared.settings import Settings, redact_url
 from mailfleet.shared.topology import Topology
 
@@ -24,10 +24,25 @@ CONNECTION_ERRORS: tuple[type[Exception], ...] = (
 
 
 def connection_parameters(settings: Settings, heartbeat: int | None = None) -> pika.URLParameters:
-    parameters = pika.URLParameters(settings.amqp_url.get_secret_value())
+    url = settings.amqp_url.get_secret_value()
+    try:
+        parameters = pika.URLParameters(url)
+    except ValueError:  # pika's message can quote part of the password
+        raise ConfigError(
+            f"MAILFLEET_AMQP_URL: {redact_url(url)} is not a valid AMQP URL "
+            "(percent-encode special characters in the password)"
+        ) from None
     parameters.connection_attempts = 1
     parameters.socket_timeout = 5
-    parameters.blocked_connection_timeout = 60
+    parameters.blocked_connection_timeout = 30
+    # A connection cut silently (NAT, load balancer) must fail in seconds, not in TCP's
+    # quarter of an hour: the republisher's connection idles without heartbeats.
+    parameters.tcp_options = {
+        "TCP_KEEPIDLE": 30,
+        "TCP_KEEPINTVL": 10,
+        "TCP_KEEPCNT": 3,
+        "TCP_USER_TIMEOUT": 30_000,
+    }
     if heartbeat is not None:
         parameters.heartbeat = heartbeat
     return parameters

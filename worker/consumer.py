@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 
 import pika
+import pika.exceptions
 import structlog
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic
@@ -41,7 +42,14 @@ class LaneConsumer:
 
     @property
     def connected(self) -> bool:
-        return self._connection is not None and self._connection.is_open
+        """Connected and consuming: the broker may close the channel alone (consumer timeout,
+        an unknown delivery tag) while the connection stays up."""
+        return (
+            self._connection is not None
+            and self._connection.is_open
+            and self._channel is not None
+            and self._channel.is_open
+        )
 
     def connect(self, topology: Topology) -> None:
         """Connect, declare ``topology``, and consume every lane with the configured prefetch."""
@@ -64,7 +72,9 @@ class LaneConsumer:
 
     def process(self, seconds: float) -> None:
         """Run pika's I/O loop (deliveries, settles, heartbeats) for about ``seconds``."""
-        assert self._connection is not None
+        if not self.connected or self._connection is None:
+            # pika does not raise when only the channel was closed; reconnect all the same.
+            raise pika.exceptions.ChannelClosed(0, "the consuming channel is closed")
         # pika takes float seconds; its stubs say int.
         self._connection.process_data_events(time_limit=seconds)  # type: ignore[arg-type]
 

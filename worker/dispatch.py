@@ -3,6 +3,8 @@ failed, record it for the breaker and try once more on another healthy relay."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from mailfleet.shared.job import EmailJob
 from mailfleet.shared.relays import Relay
 from mailfleet.worker.admission import Admission, Admit, Parked
@@ -21,9 +23,15 @@ def no_relay(envelope: Envelope) -> SendResult:
 
 
 class Dispatcher:
-    def __init__(self, pool: RelayPool, admission: Admission | None) -> None:
+    def __init__(
+        self,
+        pool: RelayPool,
+        admission: Admission | None,
+        is_current: Callable[[Delivery], bool] = lambda delivery: True,
+    ) -> None:
         self._pool = pool
         self._admission = admission
+        self._is_current = is_current
 
     def dispatch(
         self, delivery: Delivery, job: EmailJob, envelope: Envelope, transport: Transport
@@ -35,13 +43,31 @@ class Dispatcher:
             relay = self._pool.choose(exclude=tried)
             if relay is None:
                 break
-            if self._admission is not None:
-                verdict = self._admission.admit(delivery, job, envelope.recipients, relay)
-                if verdict is not Admit.GRANTED:
-                    return verdict
-            result = transport.send(envelope, relay)
+            verdict = self._admit(delivery, job, envelope, relay)
+            if verdict is not Admit.GRANTED:
+                self._pool.release(relay)
+                return verdict
+            try:
+                result = transport.send(envelope, relay)
+            except BaseException:
+                self._pool.release(relay)
+                raise
             self._pool.record(relay, failed=result.relay_failed)
             if not result.relay_failed:
                 return result
             tried.append(relay)
         return result if result is not None else no_relay(envelope)
+
+    def _admit(
+        self, delivery: Delivery, job: EmailJob, envelope: Envelope, relay: Relay
+    ) -> Admit | Parked:
+        verdict = (
+            Admit.GRANTED
+            if self._admission is None
+            else self._admission.admit(delivery, job, envelope.recipients, relay)
+        )
+        # The delivery may have outlived its connection while it waited: the broker has
+        # requeued it for someone else, so sending now could mail it twice.
+        if verdict is Admit.GRANTED and not self._is_current(delivery):
+            return Admit.STALE
+        return verdict

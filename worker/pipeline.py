@@ -91,9 +91,11 @@ class Pipeline:
         result = self._dispatcher.dispatch(delivery, job, envelope, transport)
         if isinstance(result, Parked):
             return result
+        if result is Admit.STALE:  # the broker requeued it when the connection went
+            return SETTLED
         if isinstance(result, Admit):  # the worker is stopping while waiting for a token
             self._settler.requeue(delivery)
             return SETTLED
         self._metrics.send_seconds.observe(time.monotonic() - sending)
-        self._settler.settle(delivery, job, result, started)
+        self._settler.settle(delivery, job, result, started, suppressed=recipients.suppressed)
         return SETTLED

@@ -87,6 +87,11 @@ class RelayPool:
                     retry_in_s=self._cooldown,
                 )
 
+    def release(self, relay: Relay) -> None:
+        """The chosen relay was not used after all (no token, stopping): free its probe."""
+        with self._lock:
+            self._breakers[relay].probing = False
+
     def states(self) -> dict[str, BreakerState]:
         with self._lock:
             for relay in self._relays:

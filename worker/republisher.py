@@ -48,9 +48,14 @@ class Republisher:
                     if attempt == self._attempts:
                         raise BrokerUnavailable(f"republishing failed: {exc!r}") from exc
 
-    def close(self) -> None:
-        with self._lock:
-            self._reset()
+    def close(self, timeout: float = 5.0) -> None:
+        """Close, unless a publish still holds the connection after ``timeout`` (then the
+        process exit closes the socket; unconfirmed originals stay unacked and return)."""
+        if self._lock.acquire(timeout=timeout):
+            try:
+                self._reset()
+            finally:
+                self._lock.release()
 
     def _open_channel(self) -> BlockingChannel:
         if self._channel is None or not self._channel.is_open:

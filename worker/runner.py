@@ -23,7 +23,7 @@ from types import FrameType
 
 import structlog
 
-from mailfleet.shared.errors import BrokerUnavailable, RedisUnavailable
+from mailfleet.shared.errors import BrokerError, RedisUnavailable
 from mailfleet.shared.job import Lane
 from mailfleet.shared.redis_client import REDIS_DOWN, make_redis
 from mailfleet.shared.sent_ledger import SentLedger
@@ -50,6 +50,7 @@ from mailfleet.worker.smtp import SmtpTransport, Transport
 log = structlog.get_logger("mailfleet.worker")
 TransportFactory = Callable[[], Transport]
 _IDLE_CHECKS_NEEDED = 2
+_RECONNECTABLE: tuple[type[Exception], ...] = (BrokerError, *CONNECTION_ERRORS)
 
 
 class Worker:
@@ -102,7 +103,9 @@ class Worker:
             limits=settings.job_limits,
             crash_limit=settings.delivery_limit,
             recipients=RecipientFilter(self._redis, ledger, suppression),
-            dispatcher=Dispatcher(self._relays, admission),
+            dispatcher=Dispatcher(
+                self._relays, admission, lambda d: d.generation == self._consumer.generation
+            ),
             settler=self._settler,
             gate=self._gate,
             metrics=self.metrics,
@@ -205,9 +208,10 @@ class Worker:
         while not self._stopping.is_set():
             try:
                 self._consumer.connect(self._topology)
-            except BrokerUnavailable as exc:
+            except _RECONNECTABLE as exc:
                 if first:
                     raise
+                self._consumer.close()  # a half-opened connection must not linger
                 log.warning("broker_reconnect_failed", error=str(exc), retry_in_s=backoff)
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
@@ -223,6 +227,9 @@ class Worker:
             while not (self._stopping.is_set() and self._inbox.waiting == 0):
                 delivery = self._inbox.take(timeout=0.2)
                 if delivery is None:
+                    continue
+                if delivery.generation != self._consumer.generation:
+                    self._inbox.done()  # parked before a reconnect; the broker requeued it
                     continue
                 try:
                     parked = self._pipeline.handle(delivery, transport)
@@ -254,20 +261,27 @@ class Worker:
         self._idle_checks += 1
         return self._idle_checks >= _IDLE_CHECKS_NEEDED
 
+    def _pump(self, seconds: float) -> None:
+        """Let pika settle what the senders queued; without a broker, just let time pass (the
+        broker requeues whatever stays unacked)."""
+        try:
+            self._consumer.process(seconds)
+        except CONNECTION_ERRORS:
+            time.sleep(seconds)
+
     def _shutdown(self, senders: list[threading.Thread]) -> None:
         self._stopping.set()
+        deadline = time.monotonic() + self._settings.shutdown_grace
         try:
-            self._consumer.stop_consuming()
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                self._consumer.stop_consuming()
             for delivery in self._inbox.drain():
                 self._consumer.requeue(delivery)
-            deadline = time.monotonic() + self._settings.shutdown_grace
             while self._inbox.in_flight and time.monotonic() < deadline:
-                self._consumer.process(0.05)
+                self._pump(0.05)
             for sender in senders:
                 sender.join(timeout=max(0.0, deadline - time.monotonic()))
-            self._consumer.process(0.05)  # flush the acks the senders queued last
-        except CONNECTION_ERRORS as exc:
-            log.warning("shutdown_without_broker", error=repr(exc))
+            self._pump(0.05)  # flush the acks the senders queued last
         finally:
             self._consumer.close()
             self._republisher.close()

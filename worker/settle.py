@@ -51,6 +51,10 @@ def _own_headers(delivery: Delivery) -> dict[str, Any]:
     return {k: v for k, v in delivery.headers.items() if not k.startswith(_BROKER_HEADERS)}
 
 
+def _on_the_list(recipients: list[str]) -> str:
+    return f"on the suppression list: {', '.join(recipients)}"
+
+
 def _domains(recipients: Iterable[str]) -> str:
     return ",".join(sorted({domain_of(rcpt) for rcpt in recipients}))
 
@@ -96,7 +100,7 @@ class Settler:
 
     def suppressed(self, delivery: Delivery, job: EmailJob, recipients: list[str]) -> None:
         """Every recipient left is on the suppression list: dead-letter, never send."""
-        error = f"on the suppression list: {', '.join(recipients)}"
+        error = _on_the_list(recipients)
         self._dead_letter(delivery, "suppressed", error, self._subset(job, recipients))
         self._count_dead_letter("suppressed", delivery)
         log.warning(
@@ -136,8 +140,16 @@ class Settler:
         self._metrics.job("deferred", delivery.lane)
         self._acker.ack(delivery)
 
-    def settle(self, delivery: Delivery, job: EmailJob, result: SendResult, started: float) -> None:
-        """Ack after the relay's replies are acted on: marked sent, retried, or dead-lettered."""
+    def settle(
+        self,
+        delivery: Delivery,
+        job: EmailJob,
+        result: SendResult,
+        started: float,
+        suppressed: list[str] | None = None,
+    ) -> None:
+        """Ack after the relay's replies are acted on: marked sent, retried, or dead-lettered;
+        ``suppressed`` recipients, left out of the send, are dead-lettered too."""
         base = {
             "job_id": job.id,
             "lane": delivery.lane.value,
@@ -169,6 +181,11 @@ class Settler:
                 throttled.add(domain_of(rcpt))
         for domain in throttled:
             self._adaptive.throttled(domain)
+        if suppressed:
+            self._dead_letter(
+                delivery, "suppressed", _on_the_list(suppressed), self._subset(job, suppressed)
+            )
+            self._count_dead_letter("suppressed", delivery)
         if permanent:
             self._fail(delivery, job, "permanent", permanent, base)
         if retry:

@@ -131,6 +131,26 @@ class TestPermanentFailures:
         [letter] = drain_dead_letters(amqp_connection, settings)
         assert ("job-1", "suppressed") == (letter.job_id, letter.reason)
 
+    def test_a_suppressed_recipient_among_others_is_dead_lettered_alone(
+        self,
+        settings: Settings,
+        producer: Producer,
+        smtp_server: SmtpSink,
+        amqp_connection: Connection,
+        redis_client: redis.Redis,
+    ) -> None:
+        """The others get the email; the suppressed one gets a `suppressed` dead letter."""
+        SuppressionList(redis_client, settings.names).add("gone@example.org", "550 5.1.1")
+        producer.publish(make_job(1, to=["gone@example.org", "here@example.org"]))
+
+        _run_until_drained(settings)
+
+        [message] = smtp_server.messages
+        assert ("here@example.org",) == message.rcpt_tos
+        [letter] = drain_dead_letters(amqp_connection, settings)
+        assert "suppressed" == letter.reason
+        assert ["gone@example.org"] == json.loads(letter.headers["x-mailfleet-recipients"])
+
 
 class TestPerRecipientSettlement:
     def test_one_bad_recipient_does_not_hold_back_the_others(

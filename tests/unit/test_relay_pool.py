@@ -65,3 +65,16 @@ class TestRelayPool:
         pool.record(B, failed=True)
         assert pool.choose() is None
         assert pool.choose(exclude=[A]) is None
+
+    def test_a_probe_that_never_happened_is_released(self) -> None:
+        """Chosen as the probe but not used (no token, stopping): the next send may probe."""
+        clock = FakeClock()
+        pool = RelayPool([A], failures_to_open=1, cooldown=10, clock=clock)
+        pool.record(A, failed=True)
+        clock.now += 10
+        assert A == pool.choose()
+        assert pool.choose() is None
+
+        pool.release(A)
+
+        assert A == pool.choose()

@@ -14,7 +14,7 @@ from mailfleet.shared.errors import ConfigError
 from mailfleet.shared.job import JobLimits, Lane
 from mailfleet.shared.names import Names
 from mailfleet.shared.relays import Relay
-from mailfleet.shared.settings import load_settings
+from mailfleet.shared.settings import load_settings, redact_url
 
 AMQP_SECRET = "amqp-pw-Zq81"
 REDIS_SECRET = "redis-pw-Xk27"
@@ -316,3 +316,20 @@ class TestSecrets:
         shown = [str(caught.value), repr(caught.value), str(caught.value.__cause__ or "")]
         assert [] == self.leaked(" ".join(shown))
         assert caught.value.__suppress_context__
+
+
+class TestRedactUrl:
+    @pytest.mark.parametrize(
+        ("url", "shown"),
+        [
+            ("amqp://guest:guest@127.0.0.1:5672/%2F", "amqp://guest:***@127.0.0.1:5672/%2F"),
+            ("amqp://user:p@ss@host:5672/vh", "amqp://user:***@host:5672/vh"),
+            ("amqp://guest:S3cret/PW@host:5672/", "amqp://guest:***@host:5672/"),
+            ("redis://:pw@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
+            ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+            ("not a url S3cret", "***"),
+        ],
+    )
+    def test_the_password_is_masked_whole(self, url: str, shown: str) -> None:
+        """Passwords holding @ or / are masked entirely; unparseable input is masked whole."""
+        assert shown == redact_url(url)
