@@ -11,8 +11,16 @@ import json
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from mailfleet.shared.durations import Rate, parse_duration
@@ -22,6 +30,7 @@ from mailfleet.shared.names import Names
 from mailfleet.shared.relays import Relay
 
 ENV_PREFIX = "MAILFLEET_"
+_URL_SCHEMES = {"amqp_url": ("amqp", "amqps"), "redis_url": ("redis", "rediss", "unix")}
 _NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 
 
@@ -94,6 +103,23 @@ class Settings(BaseSettings):
     def _namespace(cls, value: str) -> str:
         if _NAMESPACE.fullmatch(value) is None:
             raise ValueError("must be 1-63 letters, digits, '-' or '_', starting alphanumeric")
+        return value
+
+    @field_validator("amqp_url", "redis_url")
+    @classmethod
+    def _url(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        url = value.get_secret_value()
+        schemes = _URL_SCHEMES[info.field_name or ""]
+        parts = urlsplit(url)
+        if parts.scheme not in schemes:
+            raise ValueError(f"{redact_url(url)} must start with {' or '.join(schemes)}://")
+        try:
+            parts.port  # noqa: B018 (parsing the port is the check)
+        except ValueError:
+            raise ValueError(
+                f"{redact_url(url)} is not a valid URL "
+                "(percent-encode special characters in the password)"
+            ) from None
         return value
 
     @field_validator("smtp_ca_file")

@@ -134,12 +134,39 @@ class TestVariables:
         monkeypatch.setenv(variable, value)
         assert expected == getattr(load_settings(), attribute)
 
-    @pytest.mark.parametrize("variable", ["MAILFLEET_AMQP_URL", "MAILFLEET_REDIS_URL"])
-    def test_urls(self, monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
+    @pytest.mark.parametrize(
+        ("variable", "url"),
+        [
+            ("MAILFLEET_AMQP_URL", "amqps://user:pw@host:1/x"),
+            ("MAILFLEET_REDIS_URL", "rediss://user:pw@host:1/0"),
+        ],
+    )
+    def test_urls(self, monkeypatch: pytest.MonkeyPatch, variable: str, url: str) -> None:
         """Broker and Redis URLs are read as secrets."""
-        monkeypatch.setenv(variable, "scheme://user:pw@host:1/x")
+        monkeypatch.setenv(variable, url)
         secret = getattr(load_settings(), variable.removeprefix("MAILFLEET_").lower())
-        assert "scheme://user:pw@host:1/x" == secret.get_secret_value()
+        assert url == secret.get_secret_value()
+
+    @pytest.mark.parametrize(
+        ("variable", "url", "problem"),
+        [
+            ("MAILFLEET_AMQP_URL", "http://user:pw@host/", "must start with amqp"),
+            ("MAILFLEET_REDIS_URL", "tcp://host:6379", "must start with redis"),
+            ("MAILFLEET_AMQP_URL", "amqp://guest:S3cret/PW@host:5672/", "percent-encode"),
+            ("MAILFLEET_REDIS_URL", "redis://:S3cret/PW@host:6379/0", "percent-encode"),
+        ],
+    )
+    def test_bad_urls_are_refused_without_the_password(
+        self, monkeypatch: pytest.MonkeyPatch, variable: str, url: str, problem: str
+    ) -> None:
+        """A wrong scheme or an unparseable URL names the variable, never the password."""
+        monkeypatch.setenv(variable, url)
+        with pytest.raises(ConfigError) as raised:
+            load_settings()
+        assert variable in str(raised.value)
+        assert problem in str(raised.value)
+        assert "S3cret" not in str(raised.value)
+        assert "pw" not in str(raised.value).replace("percent", "")
 
     @pytest.mark.parametrize(
         "value",
