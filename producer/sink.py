@@ -58,10 +58,10 @@ class _Handler:
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
         reply = self._sink.rcpt_reply(address) if self._sink.rcpt_reply else None
-        if reply is not None:
+        if reply is not None and not reply.startswith("2"):
             return reply
         envelope.rcpt_tos.append(address)
-        return "250 OK"
+        return reply or "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         recipients = list(envelope.rcpt_tos)

@@ -125,7 +125,12 @@ class SmtpTransport:
             self._drop(relay)
             return _all_refused(result, envelope, _no_reply(exc), relay_failed=True)
         self._last_used[relay] = time.monotonic()
-        result.refused = {rcpt: _reply(code, text) for rcpt, (code, text) in refused.items()}
+        # smtplib counts only 250/251 as accepted; any 2xx (e.g. 252) means the relay took it.
+        result.refused = {
+            rcpt: _reply(code, text)
+            for rcpt, (code, text) in refused.items()
+            if not 200 <= code < 300
+        }
         result.accepted = [rcpt for rcpt in envelope.recipients if rcpt not in result.refused]
         return result
 

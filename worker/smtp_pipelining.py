@@ -13,7 +13,6 @@ import smtplib
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 _CLOSING = 421  # the server is closing the connection
-_ACCEPTED_RCPT = (250, 251)
 _START_DATA = 354
 
 
@@ -34,7 +33,7 @@ def send_pipelined(
     refused: dict[str, tuple[int, bytes]] = {}
     for rcpt in recipients:
         code, reply = connection.getreply()
-        if code not in _ACCEPTED_RCPT:
+        if not 200 <= code < 300:  # 250, 251, and the odd 252 the relay takes all the same
             refused[rcpt] = (code, reply)
     data_code, data_reply = connection.getreply()
     codes = [mail_code, *(code for code, _ in refused.values()), data_code]

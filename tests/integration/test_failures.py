@@ -175,6 +175,25 @@ class TestPerRecipientSettlement:
         assert "permanent" == letter.reason
         assert ["bad@example.org"] == json.loads(letter.headers["x-mailfleet-recipients"])
 
+    def test_any_2xx_to_rcpt_counts_as_accepted(
+        self,
+        settings: Settings,
+        producer: Producer,
+        smtp_server: SmtpSink,
+        replies: ScriptedReplies,
+        amqp_connection: Connection,
+    ) -> None:
+        """A relay answering 252 takes the recipient: sent once, never retried."""
+        replies.script("maybe@example.org", "252 2.1.5 Cannot verify, will attempt delivery")
+        producer.publish(make_job(1, to=["maybe@example.org", "sure@example.org"]))
+
+        _run_until_drained(settings)
+
+        [message] = smtp_server.messages
+        assert ("maybe@example.org", "sure@example.org") == message.rcpt_tos
+        assert 1 == replies.seen["maybe@example.org"]
+        assert [] == drain_dead_letters(amqp_connection, settings)
+
     def test_a_transient_recipient_is_retried_alone(
         self,
         settings: Settings,
