@@ -12,6 +12,7 @@ SOURCES := pyproject.toml $(shell find shared producer worker -name '*.py' -o -n
 $(VENV)/.installed: $(SOURCES)
 	test -x $(BIN)/python || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	rm -rf build/__editable__*  # links to modules that were moved or deleted must go
 	$(BIN)/python -m pip install -q -e '.[dev,django]' --config-settings editable_mode=strict
 	touch $@
 
