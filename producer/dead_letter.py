@@ -51,6 +51,12 @@ class DeadLetter:
     problem: str | None = None
 
     @property
+    def fingerprint(self) -> tuple[str, str, str, str, tuple[str, ...]]:
+        """What tells two letters of one job apart (ids repeat in the dead-letter queue)."""
+        failed = "" if self.failed_at is None else self.failed_at.isoformat()
+        return (self.id, failed, self.reason, self.error, tuple(self.recipients))
+
+    @property
     def domains(self) -> list[str]:
         """Recipient domains of the recipients still to be tried, sorted."""
         return sorted({domain_of(rcpt) for rcpt in self.recipients})

@@ -14,6 +14,8 @@ are dropped; a letter with nobody left is acked and counted as skipped.
 from __future__ import annotations
 
 import contextlib
+import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -30,33 +32,62 @@ from mailfleet.shared.settings import Settings
 
 
 class DeadLetterScan:
-    """Dead letters taken one by one and held unacked; ``close()`` hands back the rest."""
+    """Dead letters taken one by one and held unacked; ``close()`` hands back the rest.
+
+    It takes until the queue has no more to give (letters it holds are never handed out
+    again on its channel), so it ends; letters that failed after the scan began are held
+    but not yielded, so a replayed job that dies again is left for the next run."""
 
     def __init__(self, connection: Connection, settings: Settings) -> None:
         self._settings = settings
         self._queue = settings.names.dead_queue
+        self._connection = connection
         self._channel = connection.channel()
-        _, self.total, _ = self._channel.queue_declare(self._queue, passive=True)
-        self.taken = 0
+        self._channel.queue_declare(self._queue, passive=True)  # NotFound: not declared
+        self._started = datetime.now(UTC).replace(microsecond=0)
+        self.total = 0  # letters yielded
+        self._held = 0  # taken and not acked: handed back at close
 
     def __iter__(self) -> Iterator[DeadLetter]:
-        while self.taken < self.total:
+        while True:
             with broker_errors(self._queue):
                 message = self._channel.basic_get(self._queue, no_ack=False)
             if message is None:
                 return
-            self.taken += 1
-            yield read_dead_letter(message, self._settings.names, self._settings.job_limits)
+            self._held += 1
+            letter = read_dead_letter(message, self._settings.names, self._settings.job_limits)
+            if letter.failed_at is not None and letter.failed_at > self._started:
+                # Failed while this scan runs (times are whole seconds, so a letter from the
+                # scan's first second still counts): the next run's business.
+                continue
+            self.total += 1
+            yield letter
 
     def ack(self, letter: DeadLetter) -> None:
         """Remove ``letter`` from the queue for good."""
         with broker_errors(self._queue):
             self._channel.basic_ack(letter.delivery_tag)
+        self._held -= 1
 
-    def close(self) -> None:
-        """Close the channel: the broker requeues every letter taken and not acked."""
+    def close(self, settle_within: float = 2.0) -> None:
+        """Close the channel: the broker requeues every letter taken and not acked. A quorum
+        queue does that asynchronously; wait (briefly) until they are back, so a command run
+        right after this one sees them."""
         with contextlib.suppress(*CLOSE_ERRORS):
             self._channel.close()
+        if self._held <= 0:
+            return
+        deadline = time.monotonic() + settle_within
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                channel = self._connection.channel()
+                try:
+                    _, ready, _ = channel.queue_declare(self._queue, passive=True)
+                finally:
+                    channel.close()
+                if ready >= self._held:
+                    return
+            time.sleep(0.02)
 
 
 class DeadLetterQueue:
@@ -93,20 +124,33 @@ class DeadLetterQueue:
             return [letter for letter in scan if selection.matches(letter, now)]
 
     def purge(
-        self, selection: Selection, *, limit: int | None = None, dry_run: bool = False
+        self,
+        selection: Selection,
+        *,
+        limit: int | None = None,
+        dry_run: bool = False,
+        only: Counter[tuple[str, str, str, str, tuple[str, ...]]] | None = None,
     ) -> PurgeReport:
-        """Remove the matching dead letters for good (or, with ``dry_run``, count them)."""
+        """Remove the matching dead letters for good (or, with ``dry_run``, count them);
+        with ``only``, just those letters (fingerprints from an earlier dry run)."""
         now = datetime.now(UTC)
+        remaining = None if only is None else Counter(only)
         with self.browse() as scan:
-            report = PurgeReport(total=scan.total, dry_run=dry_run)
+            report = PurgeReport(total=0, dry_run=dry_run)
             for letter in scan:
                 if not selection.matches(letter, now):
                     continue
+                if remaining is not None:
+                    if remaining[letter.fingerprint] <= 0:
+                        continue
+                    remaining[letter.fingerprint] -= 1
                 if not dry_run:
                     scan.ack(letter)
                 report.purged.append(letter.id)
+                report.fingerprints.append(letter.fingerprint)
                 if limit is not None and len(report.purged) >= limit:
                     break
+            report.total = scan.total
         return report
 
     def replay(
@@ -122,7 +166,7 @@ class DeadLetterQueue:
         the replay and is kept in ``report.error`` beside what was done until then."""
         now = datetime.now(UTC)
         with self.browse() as scan:
-            report = ReplayReport(total=scan.total, dry_run=dry_run)
+            report = ReplayReport(total=0, dry_run=dry_run)
             mover = ConfirmedMover(
                 self._connection,
                 scan,
@@ -132,6 +176,7 @@ class DeadLetterQueue:
                 confirm_timeout=self._confirm_timeout,
             )
             handled = 0
+            queued: set[tuple[str, tuple[str, ...]]] = set()  # (job id, recipients) this run
             try:
                 for letter in scan:
                     if not selection.matches(letter, now):
@@ -141,7 +186,13 @@ class DeadLetterQueue:
                         continue
                     handled += 1
                     go_on = self._replay_one(
-                        letter, letter.job, check=check, scan=scan, mover=mover, report=report
+                        letter,
+                        letter.job,
+                        check=check,
+                        scan=scan,
+                        mover=mover,
+                        report=report,
+                        queued=queued,
                     )
                     if not go_on or (limit is not None and handled >= limit):
                         break
@@ -150,6 +201,7 @@ class DeadLetterQueue:
                 report.error = str(exc)
             finally:
                 mover.close()
+            report.total = scan.total
         return report
 
     def _replay_one(
@@ -161,9 +213,21 @@ class DeadLetterQueue:
         scan: DeadLetterScan,
         mover: ConfirmedMover,
         report: ReplayReport,
+        queued: set[tuple[str, tuple[str, ...]]],
     ) -> bool:
         """Skip, or queue for republishing, one matching letter; False to stop replaying."""
         rechecked = check.check(job.id, letter.recipients)
+        if not (rechecked.remaining or rechecked.already_sent or rechecked.suppressed):
+            report.invalid.append(letter.id)  # names no recipient at all: leave it be
+            return True
+        key = (job.id, tuple(rechecked.remaining))
+        if rechecked.remaining and key in queued:
+            # A second letter for the same job and recipients (at-least-once
+            # dead-lettering): its twin is being replayed, so this one is not. It stays in
+            # the queue until then: the next replay finds it already sent and removes it.
+            report.skipped_sent.append(letter.id)
+            return True
+        queued.add(key)
         if not rechecked.remaining:
             skipped = report.skipped_suppressed if rechecked.suppressed else report.skipped_sent
             skipped.append(letter.id)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -231,8 +231,12 @@ def run_purge(args: argparse.Namespace, settings: Settings) -> int:
         if not _confirm(preview, selection):
             print("purge cancelled; nothing removed")
             return EXIT_FAILURE
-        # Only the letters shown: one that dies while the operator reads is not deleted unseen.
-        selection = dataclasses.replace(selection, ids=frozenset(preview.purged))
+        # Only the letters shown: one that dies (again) while the operator reads the prompt
+        # is not deleted unseen, even under an id shown.
+        with _dead_letters(settings) as queue:
+            report = queue.purge(selection, only=Counter(preview.fingerprints))
+        print(json.dumps(report.as_dict()) if args.json else report.summary())
+        return EXIT_OK
     with _dead_letters(settings) as queue:
         report = queue.purge(selection, limit=args.limit, dry_run=args.dry_run)
     print(json.dumps(report.as_dict()) if args.json else report.summary())

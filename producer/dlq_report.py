@@ -61,6 +61,10 @@ class PurgeReport:
     total: int
     dry_run: bool = False
     purged: list[str] = field(default_factory=list)
+    # The letters themselves, so a confirmed purge deletes exactly the ones shown.
+    fingerprints: list[tuple[str, str, str, str, tuple[str, ...]]] = field(
+        default_factory=list, repr=False
+    )
 
     @property
     def left(self) -> int:
@@ -72,4 +76,6 @@ class PurgeReport:
         return f"purged {len(self.purged)}, left {self.left}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "left": self.left}
+        data = {**asdict(self), "left": self.left}
+        data.pop("fingerprints")
+        return data
