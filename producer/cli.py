@@ -45,10 +45,11 @@ def register(subparsers: Subparsers) -> None:
 
 
 def run_publish(args: argparse.Namespace, settings: Settings) -> int:
+    # Bytes, decoded line by line, so text that is not UTF-8 is a problem on its line.
     if args.file == "-":
-        jobs, problems = read_jobs(sys.stdin, settings.job_limits)
+        jobs, problems = read_jobs(sys.stdin.buffer, settings.job_limits)
     else:
-        with open(args.file, encoding="utf-8") as source:
+        with open(args.file, "rb") as source:
             jobs, problems = read_jobs(source, settings.job_limits)
     if problems:
         for problem in problems:

@@ -26,7 +26,14 @@ def open_connection(settings: Settings, timeout: float = 5.0, retries: int = 3) 
     """A live connection to ``MAILFLEET_AMQP_URL``, or :class:`BrokerUnavailable` naming it."""
     url = settings.amqp_url.get_secret_value()
     try:
-        connection = Connection(url, connect_timeout=timeout, heartbeat=0)
+        # No heartbeats (a publisher idles between calls), so reads and writes need their
+        # own timeouts, or a silently cut connection blocks a command forever.
+        connection = Connection(
+            url,
+            connect_timeout=timeout,
+            heartbeat=0,
+            transport_options={"read_timeout": 15, "write_timeout": 15},
+        )
     except ValueError:  # kombu's message can quote part of the password
         raise ConfigError(
             f"MAILFLEET_AMQP_URL: {redact_url(url)} is not a valid AMQP URL "

@@ -107,9 +107,15 @@ def run(settings: Settings, *, emails: int, workers: int) -> int:
             for process in processes:
                 process.terminate()
             for process in processes:
-                process.wait(timeout=settings.shutdown_grace + 5)
-            producer.close()
-            remove_namespace(settings)
+                try:
+                    process.wait(timeout=settings.shutdown_grace + 5)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            try:
+                producer.close()
+            finally:
+                remove_namespace(settings)
 
 
 def _drive(settings: Settings, producer: Producer, sink: SmtpSink, emails: int) -> int:

@@ -139,9 +139,17 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]  # django ships no t
             return 0
         using = self.config.using
         if self.config.on_commit and transaction.get_connection(using).in_atomic_block:
-            transaction.on_commit(partial(self._publish, jobs), using=using)
+            transaction.on_commit(partial(self._publish_after_commit, jobs), using=using)
             return len(jobs)
         return self._publish(jobs)
+
+    def _publish_after_commit(self, jobs: list[EmailJob]) -> None:
+        """After the commit there is no caller left to raise to, and raising would stop
+        Django's other on-commit callbacks (more mail among them): log and count instead."""
+        try:
+            self._publish(jobs)
+        except MailfleetError as exc:
+            self._swallow(len(jobs), exc)
 
     def _jobs(self, email_messages: Sequence[Any]) -> list[EmailJob]:
         jobs = []

@@ -72,7 +72,7 @@ def _split_headers(extra: dict[Any, Any]) -> tuple[dict[str, str], str | None, s
         elif key == JOB_ID_HEADER:
             job_id = value
         elif key == "reply-to":
-            reply_to = _first_address(value)
+            reply_to = _first_address(value)  # documented: the job carries one Reply-To
         elif key in PROTECTED_HEADERS:
             problems.append(
                 (f"headers.{name}", "mailfleet writes this header from the message itself")
@@ -90,7 +90,12 @@ def _first_address(value: str) -> str | None:
 
 
 def _text(content: Any) -> str:
-    return content.decode() if isinstance(content, bytes) else str(content)
+    if not isinstance(content, bytes):
+        return str(content)
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidJobError([("body", "bytes that are not UTF-8 text")]) from None
 
 
 def _bodies(message: Any) -> tuple[str | None, str | None]:
@@ -129,9 +134,19 @@ def _mime_attachment(part: MIMEBase) -> dict[str, str]:
         raise InvalidJobError(
             [("attachments", f"cannot carry a {content_type} attachment (nested multipart)")]
         )
+    elif part.get("Content-ID"):
+        # Inline parts (cid: images) would arrive as plain attachments and break the html.
+        raise InvalidJobError([("attachments", "cannot carry inline parts with a Content-ID")])
     else:
         decoded = part.get_payload(decode=True)
         payload = decoded if isinstance(decoded, bytes) else b""
+        charset = part.get_content_charset()
+        if part.get_content_maintype() == "text" and charset and charset.lower() != "utf-8":
+            # The job carries no charset: re-encode text parts so readers get UTF-8 right.
+            try:
+                payload = payload.decode(charset).encode("utf-8")
+            except (LookupError, UnicodeDecodeError) as exc:
+                raise InvalidJobError([("attachments", f"text not in {charset}")]) from exc
     return _encoded(part.get_filename(), content_type, payload)
 
 

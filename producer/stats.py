@@ -108,8 +108,13 @@ class StatsReader:
         except redis.exceptions.ResponseError as exc:  # e.g. WRONGTYPE
             self.redis_error = f"cannot read {self._key}: {exc}"
             return Sample(None, time.monotonic())
+        try:
+            delivered = 0 if value is None else int(value)
+        except ValueError:
+            self.redis_error = f"{self._key} does not hold a counter"
+            return Sample(None, time.monotonic())
         self.redis_error = None
-        return Sample(0 if value is None else int(value), time.monotonic())
+        return Sample(delivered, time.monotonic())
 
     def depths(self) -> dict[str, QueueStat]:
         try:
@@ -121,6 +126,8 @@ class StatsReader:
             ) from exc
         except CONNECTION_ERRORS as exc:
             raise BrokerUnavailable(f"lost the connection to RabbitMQ: {exc}") from exc
+        except amqp.exceptions.AMQPError as exc:  # e.g. access refused
+            raise BrokerError(f"reading queue depths failed: {exc}") from exc
         return {
             name: QueueStat(name, messages, consumers)
             for name, (messages, consumers) in found.items()

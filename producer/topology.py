@@ -30,6 +30,8 @@ def declare(connection: Connection, topology: Topology) -> None:
                     f"queue {queue.name} exists with other arguments ({exc.reply_text}); "
                     "delete it or choose another MAILFLEET_NAMESPACE"
                 ) from exc
+            except amqp.exceptions.AMQPError as exc:  # e.g. access refused
+                raise BrokerError(f"declaring queue {queue.name} failed: {exc}") from exc
             for binding in queue.bindings:
                 channel.queue_bind(
                     queue.name, binding.exchange, binding.routing_key, arguments=binding.arguments

@@ -95,3 +95,13 @@ class TestReadJobs:
     def test_empty_input(self) -> None:
         """No lines give no jobs and no problems."""
         assert ([], []) == read_jobs([], DEFAULT_LIMITS)
+
+    def test_bytes_that_are_not_utf8_are_a_problem_on_their_line(self) -> None:
+        """Raw lines are decoded one by one; a bad one is reported, the others read."""
+        jobs, problems = read_jobs([line().encode(), b'{"text": "\xff"}\n'], DEFAULT_LIMITS)
+        assert (1, ["line 2: job: not UTF-8 text"]) == (len(jobs), problems)
+
+    def test_json_nested_too_deeply_is_a_problem_not_a_crash(self) -> None:
+        """A pathological line is refused with a message instead of a RecursionError."""
+        _, problems = read_jobs(["[" * 100_000], DEFAULT_LIMITS)
+        assert ["line 1: job: JSON nested too deeply"] == problems

@@ -360,3 +360,15 @@ class TestRedactUrl:
     def test_the_password_is_masked_whole(self, url: str, shown: str) -> None:
         """Passwords holding @ or / are masked entirely; unparseable input is masked whole."""
         assert shown == redact_url(url)
+
+
+class TestPasswordThatMovesTheHost:
+    def test_a_raw_slash_in_a_redis_password_is_refused(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """`redis://user:47/xy@host` would connect to host `user`: refused, password unshown."""
+        monkeypatch.setenv("MAILFLEET_REDIS_URL", "redis://user:4711/xyz@127.0.0.1:6379/0")
+        with pytest.raises(ConfigError) as raised:
+            load_settings()
+        assert "percent-encode" in str(raised.value)
+        assert "4711" not in str(raised.value)
