@@ -6,8 +6,8 @@ Pure conversion, no I/O. What the job cannot carry is refused with an
 - body → ``text`` (``html`` when ``content_subtype == "html"``); one ``text/html``
   alternative → ``html``; any other alternative type is refused;
 - attachments: ``(filename, content, mimetype)`` tuples and ``MIMEBase`` parts (their decoded
-  payload; a ``message/rfc822`` part is carried whole); ``Content-ID`` of inline parts is not
-  kept, so they arrive as ordinary attachments;
+  payload; a ``message/rfc822`` part is carried whole; text parts re-encoded to UTF-8); inline
+  parts with a ``Content-ID`` are refused (they would break ``cid:`` images);
 - ``reply_to`` → its first address (a ``Reply-To`` extra header wins, as in Django);
 - extra headers: ``Date``, ``Message-ID`` and ``MIME-Version`` are dropped (the worker writes
   its own, with a Message-ID that is stable per job id); ``X-Mailfleet-Id`` becomes the job id

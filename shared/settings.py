@@ -115,6 +115,8 @@ class Settings(BaseSettings):
             raise ValueError(f"{redact_url(url)} must start with {' or '.join(schemes)}://")
         try:
             parts.port  # noqa: B018 (parsing the port is the check)
+            if "@" in url.partition("://")[2] and "@" not in parts.netloc:
+                raise ValueError  # a raw / ? or # in the password moved the host
         except ValueError:
             raise ValueError(
                 f"{redact_url(url)} is not a valid URL "
