@@ -8,6 +8,7 @@ import os
 import pty
 import subprocess
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -531,6 +532,29 @@ class TestDlqReplay:
 
 
 class TestDlqPurge:
+    def test_a_confirmed_purge_deletes_only_the_letters_shown(
+        self, settings: Settings, amqp_connection: Connection, dead_letters: dict[str, EmailJob]
+    ) -> None:
+        """A letter that arrives under a shown id after the preview is not deleted unseen."""
+        queue = DeadLetterQueue(amqp_connection, settings)
+        selection = Selection(reasons=frozenset({"permanent"}))
+        preview = queue.purge(selection, dry_run=True)
+        _dead_letter(
+            amqp_connection,
+            settings,
+            dead_letters["perm-1"],
+            message_id="perm-1",
+            reason="permanent",
+            error="550 5.7.1 a new failure nobody has seen",
+        )
+        _wait_depth(amqp_connection, settings.names.dead_queue, len(ALL) + 1)
+
+        report = queue.purge(selection, only=Counter(preview.fingerprints))
+
+        assert sorted(preview.purged) == sorted(report.purged)
+        left = queue.letters(Selection(ids=frozenset({"perm-1"})))
+        assert ["550 5.7.1 a new failure nobody has seen"] == [letter.error for letter in left]
+
     def test_purge_with_a_filter_and_yes(
         self, settings: Settings, amqp_connection: Connection, dead_letters: dict[str, EmailJob]
     ) -> None:
