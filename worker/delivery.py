@@ -7,6 +7,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import pika
@@ -25,8 +26,9 @@ class Delivery:
     body: bytes
     properties: pika.BasicProperties
 
-    @property
+    @cached_property
     def headers(self) -> dict[str, Any]:
+        """The message's headers (read several times per message: computed once)."""
         return dict(self.properties.headers or {})
 
     @property
