@@ -1,9 +1,10 @@
 """Reading, replaying and purging the dead-letter queue ``{ns}.dead`` over a kombu connection.
 
-Every operation takes messages with ``basic.get`` and holds them unacked: at most as many
-as the queue held when it began (a passive declare), so it never loops over what it hands
-back or over letters that die again while it runs. It acks only what it replays, skips or
-purges; closing its channel at the end returns every other message to the queue, untouched.
+Every operation takes messages with ``basic.get`` until the queue has none left and holds
+them unacked (a channel never gets a held message twice, so it ends); letters that failed
+after it began are held but not acted on, so it never loops over a job that dies again
+while it runs. It acks only what it replays, skips or purges; closing its channel returns
+every other message to the queue, untouched.
 
 Replay is confirm-then-ack: a dead letter is acked only after the broker confirmed its copy
 in the lane, so a crash in between duplicates a job (which the sent ledger absorbs), never
