@@ -8,7 +8,7 @@ from typing import Any
 
 @dataclass
 class ReplayReport:
-    """Ids per outcome; ``total`` is the queue's depth when the replay began."""
+    """Ids per outcome; ``total`` is how many dead letters the replay looked at."""
 
     total: int
     dry_run: bool = False
