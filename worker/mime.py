@@ -21,7 +21,6 @@ from mailfleet.worker import mime_direct as direct
 
 JOB_ID_HEADER = "X-Mailfleet-Id"
 # SMTP wants CRLF line ends; smtplib sends bytes as they are.
-_MAX_LINE = 998
 _MAX_WORD = 900  # compat32 folds only at white space; a longer word needs encoding
 _SMTP_POLICY = compat32.clone(linesep="\r\n")
 
@@ -33,9 +32,7 @@ def message_id(job: EmailJob) -> str:
 
 
 def _text_part(text: str, subtype: str) -> MIMEText:
-    # 7bit only for ASCII with short lines (SMTP allows 998 octets); base64 otherwise.
-    plain = text.isascii() and max(map(len, text.splitlines() or [""])) <= _MAX_LINE
-    return MIMEText(text, subtype, "us-ascii" if plain else "utf-8")
+    return MIMEText(text, subtype, "us-ascii" if direct.sends_as_7bit(text) else "utf-8")
 
 
 def _body(job: EmailJob) -> MIMEBase:

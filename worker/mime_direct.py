@@ -36,10 +36,15 @@ def fold(name: str, value: str) -> str:
     return "\r\n".join(lines)
 
 
+def sends_as_7bit(text: str) -> bool:
+    """ASCII with lines SMTP accepts (998 octets) goes as 7bit; anything else as base64."""
+    return text.isascii() and max(map(len, _LINE_END.split(text))) <= _MAX_BODY_LINE
+
+
 def text_part(text: str, subtype: str) -> tuple[list[str], bytes]:
     """The part's headers and body: 7bit for ASCII with lines SMTP accepts, else base64."""
     lines = _LINE_END.split(text)
-    if text.isascii() and max(map(len, lines)) <= _MAX_BODY_LINE:
+    if sends_as_7bit(text):
         headers = [
             f'Content-Type: text/{subtype}; charset="us-ascii"',
             "MIME-Version: 1.0",
