@@ -15,7 +15,7 @@ from email.mime.text import MIMEText
 from email.policy import compat32
 from email.utils import formataddr, formatdate, parseaddr
 
-from mailfleet.shared.addresses import domain_of
+from mailfleet.shared.addresses import domain_of, is_plain
 from mailfleet.shared.job import EmailJob
 from mailfleet.worker import mime_direct as direct
 
@@ -63,7 +63,10 @@ def _header(value: str) -> str:
 
 def _addresses(values: list[str]) -> str:
     """Address list with only display names encoded (RFC 2047); addresses stay readable."""
-    return ", ".join(formataddr(parseaddr(value), charset="utf-8") for value in values)
+    return ", ".join(
+        value if is_plain(value) else formataddr(parseaddr(value), charset="utf-8")
+        for value in values
+    )
 
 
 def _job_headers(job: EmailJob) -> list[tuple[str, str]]:
