@@ -7,13 +7,6 @@ import sys
 import time
 from pathlib import Path
 
-from mailfleet.producer import dlq_cli, suppression_cli
-from mailfleet.producer.connection import open_connection
-from mailfleet.producer.jsonlines import read_jobs
-from mailfleet.producer.publisher import Producer
-from mailfleet.producer.sink import SmtpSink
-from mailfleet.producer.stats import register as stats_register
-from mailfleet.producer.topology import declare, topology_of
 from mailfleet.shared.cli import EXIT_OK, EXIT_USAGE, Subparsers
 from mailfleet.shared.settings import Settings
 
@@ -39,12 +32,15 @@ def register(subparsers: Subparsers) -> None:
     demo.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     demo.set_defaults(handler=run_demo)
 
-    stats_register(subparsers)
-    dlq_cli.register(subparsers)
-    suppression_cli.register(subparsers)
+
+# The handlers import what they use, so registering the commands stays cheap.
+# ruff: noqa: PLC0415
 
 
 def run_publish(args: argparse.Namespace, settings: Settings) -> int:
+    from mailfleet.producer.jsonlines import read_jobs
+    from mailfleet.producer.publisher import Producer
+
     # Bytes, decoded line by line, so text that is not UTF-8 is a problem on its line.
     if args.file == "-":
         jobs, problems = read_jobs(sys.stdin.buffer, settings.job_limits)
@@ -63,6 +59,9 @@ def run_publish(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_declare(args: argparse.Namespace, settings: Settings) -> int:
+    from mailfleet.producer.connection import open_connection
+    from mailfleet.producer.topology import declare, topology_of
+
     topology = topology_of(settings)
     connection = open_connection(settings)
     try:
@@ -77,6 +76,8 @@ def run_declare(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_sink(args: argparse.Namespace, settings: Settings) -> int:
+    from mailfleet.producer.sink import SmtpSink
+
     with SmtpSink(args.host, args.port, maildir=args.maildir, keep_messages=False) as sink:
         print(f"SMTP sink listening on {sink.url} (Ctrl-C to stop)", flush=True)
         last = -1
@@ -92,6 +93,6 @@ def run_sink(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from mailfleet.producer.demo import run  # noqa: PLC0415 (the demo is rarely used; load lazily)
+    from mailfleet.producer.demo import run
 
     return run(settings, emails=args.emails, workers=args.workers)

@@ -1,9 +1,9 @@
 """The ``mailfleet`` root command.
 
-Subcommands come from the ``mailfleet.commands`` entry points (``producer/cli.py``,
-``worker/cli.py``), the way pytest finds plugins, so this module imports neither side.
-Each ``register(subparsers)`` adds parsers whose ``handler(args, settings) -> int`` runs
-the command.
+Each subcommand is named in :data:`COMMANDS` with the module that registers it, by path,
+so this module imports neither side, and ``mailfleet worker`` imports only the worker's
+side: start-up is paid for on every worker start. Each ``register(subparsers)`` adds
+parsers whose ``handler(args, settings) -> int`` runs the command.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from importlib.metadata import entry_points
+from importlib import import_module
 from typing import Protocol
 
 from mailfleet.shared.errors import ConfigError, MailfleetError
@@ -19,6 +19,19 @@ from mailfleet.shared.logging import configure_logging
 from mailfleet.shared.settings import Settings, load_settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
+
+# Command → "module:function" that registers it (and any sibling commands of that module).
+COMMANDS: dict[str, str] = {
+    "publish": "mailfleet.producer.cli:register",
+    "declare": "mailfleet.producer.cli:register",
+    "sink": "mailfleet.producer.cli:register",
+    "demo": "mailfleet.producer.cli:register",
+    "stats": "mailfleet.producer.stats:register",
+    "dlq": "mailfleet.producer.dlq_cli:register",
+    "suppression": "mailfleet.producer.suppression_cli:register",
+    "worker": "mailfleet.worker.cli:register",
+    "explain": "mailfleet.worker.cli:register",
+}
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
@@ -44,20 +57,24 @@ def positive_float(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The root parser with ``command``'s subparsers, or every command's when it is not one."""
     parser = argparse.ArgumentParser(
         prog="mailfleet",
         description="Send email at volume through RabbitMQ, Redis and SMTP relays.",
         epilog="Settings come from MAILFLEET_* environment variables (see README).",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for entry_point in sorted(entry_points(group="mailfleet.commands"), key=lambda ep: ep.name):
-        entry_point.load()(subparsers)
+    targets = [COMMANDS[command]] if command in COMMANDS else COMMANDS.values()
+    for target in dict.fromkeys(targets):
+        module, _, function = target.partition(":")
+        getattr(import_module(module), function)(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     try:
         settings = load_settings()
     except ConfigError as exc:
