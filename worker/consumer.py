@@ -107,14 +107,22 @@ class LaneConsumer:
     def requeue(self, delivery: Delivery) -> None:
         self._queue_settle(delivery, ack=False)
 
+    def ack_many(self, deliveries: list[Delivery]) -> None:
+        self._queue_settles(deliveries, ack=True)
+
     def _queue_settle(self, delivery: Delivery, *, ack: bool) -> None:
-        """Queue a settle for the connection's thread. One wake-up of pika's loop settles
+        self._queue_settles([delivery], ack=ack)
+
+    def _queue_settles(self, deliveries: list[Delivery], *, ack: bool) -> None:
+        """Queue settles for the connection's thread. One wake-up of pika's loop settles
         every one queued meanwhile, instead of one wake-up per message."""
         connection = self._connection
-        if connection is None or delivery.generation != self.generation:
+        generation = self.generation
+        current = [d for d in deliveries if d.generation == generation]
+        if connection is None or not current:
             return
         with self._settle_lock:
-            self._settles.append((delivery.generation, delivery.delivery_tag, ack))
+            self._settles += [(generation, d.delivery_tag, ack) for d in current]
             if self._flush_pending:
                 return
             self._flush_pending = True

@@ -66,44 +66,70 @@ class Inbox:
 
     def __init__(self) -> None:
         self._lanes: dict[Lane, deque[tuple[float, Delivery]]] = {lane: deque() for lane in Lane}
-        self._changed = threading.Condition()
+        lock = threading.RLock()
+        self._changed = threading.Condition(lock)  # senders waiting for work
+        # Bulk senders waiting for a token, to step aside when transactional mail arrives.
+        self._transactional = threading.Condition(lock)
         self._in_flight = 0
 
     def put(self, delivery: Delivery) -> None:
-        self.park(delivery, 0.0)
+        """Queue a fresh delivery: ready now, so one waiting sender is enough to wake."""
+        with self._changed:
+            self._lanes[delivery.lane].append((0.0, delivery))
+            self._changed.notify()
+            if delivery.lane is Lane.TRANSACTIONAL:
+                self._transactional.notify_all()
 
     def park(self, delivery: Delivery, ready_at: float) -> None:
         """Queue ``delivery`` (again), not to be taken before ``ready_at`` (monotonic)."""
         with self._changed:
             self._lanes[delivery.lane].append((ready_at, delivery))
-            self._changed.notify_all()
+            self._changed.notify_all()  # every waiter recomputes how long to sleep
+            self._transactional.notify_all()
 
     def take(self, timeout: float) -> Delivery | None:
         """The next ready delivery (counted in flight until ``done``), or None after ``timeout``."""
+        taken = self.take_batch(1, timeout)
+        return taken[0] if taken else None
+
+    def take_batch(self, limit: int, timeout: float) -> list[Delivery]:
+        """Up to ``limit`` ready deliveries, transactional first (each counted in flight until
+        ``done``); empty after ``timeout`` with none ready. A sender that takes several at
+        once pays for one Redis round trip and one settle wake-up for all of them."""
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
                 now = time.monotonic()
-                delivery = self._pop_ready(now)
-                if delivery is not None:
-                    self._in_flight += 1
-                    return delivery
+                taken: list[Delivery] = []
+                while len(taken) < limit:
+                    delivery = self._pop_ready(now)
+                    if delivery is None:
+                        break
+                    taken.append(delivery)
+                if taken:
+                    self._in_flight += len(taken)
+                    if self._any_ready(now):
+                        self._changed.notify()  # more left: pass the wake-up on
+                    return taken
                 if now >= deadline:
-                    return None
+                    return []
                 next_ready = min(
                     (ready for lane in self._lanes.values() for ready, _ in lane), default=deadline
                 )
                 self._changed.wait(max(0.0, min(deadline, next_ready) - now))
 
-    def done(self) -> None:
+    def done(self, count: int = 1) -> None:
         with self._changed:
-            self._in_flight -= 1
+            self._in_flight -= count
 
     def ready(self) -> bool:
         """Whether a delivery is waiting that could be taken right now."""
         now = time.monotonic()
         with self._changed:
-            return any(ready <= now for lane in self._lanes.values() for ready, _ in lane)
+            return self._any_ready(now)
+
+    def _any_ready(self, now: float) -> bool:
+        return any(ready <= now for lane in self._lanes.values() for ready, _ in lane)
 
     def wait_for_transactional(self, timeout: float) -> bool:
         """True as soon as a transactional delivery is ready; False after ``timeout``."""
@@ -113,7 +139,7 @@ class Inbox:
             return any(at <= now for at, _ in self._lanes[Lane.TRANSACTIONAL])
 
         with self._changed:
-            return self._changed.wait_for(ready, timeout)
+            return self._transactional.wait_for(ready, timeout)
 
     def drain(self) -> list[Delivery]:
         """Remove and return every delivery not yet taken (at shutdown, to requeue them)."""

@@ -1,24 +1,32 @@
 """The thin per-message loop: decode → wait for not_before → dedupe and suppress → take
 rate-limit tokens → send → settle. Each step is a small collaborator; this only orders them.
+A sender hands in a batch of deliveries; the dedupe and suppression read is one Redis call
+for all of them.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+import structlog
 
 from mailfleet.shared.addresses import bare_address
 from mailfleet.shared.errors import InvalidJobError
 from mailfleet.shared.job import JOB_TYPE, EmailJob, JobLimits, parse_job
+from mailfleet.shared.relays import Relay
 from mailfleet.worker.admission import Admit, Parked
 from mailfleet.worker.delivery import Delivery
 from mailfleet.worker.dispatch import Dispatcher
 from mailfleet.worker.fail_closed import FailClosed
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.mime import build_message
-from mailfleet.worker.recipients import RecipientFilter
+from mailfleet.worker.recipients import RecipientFilter, Recipients
 from mailfleet.worker.settle import Settler
 from mailfleet.worker.smtp import Envelope, Transport
+
+log = structlog.get_logger("mailfleet.worker")
 
 # What handling a delivery ends in: settled (acked, requeued, retried or dead-lettered),
 # or parked: back to the inbox until a rate-limit bucket frees up.
@@ -55,40 +63,112 @@ class Pipeline:
         self._metrics = metrics
 
     def handle(self, delivery: Delivery, transport: Transport) -> Handled:
-        started = time.monotonic()
-        if delivery.delivery_count >= self._crash_limit:
-            # Handed out this often, it keeps taking workers down with it: stop here, with
-            # our headers, before the queue's own delivery limit drops it without them.
-            self._settler.crashed(delivery)
-            return SETTLED
-        try:
-            job = decode(delivery, self._limits)
-        except InvalidJobError as exc:
-            self._settler.invalid(delivery, str(exc))
-            return SETTLED
-        if job.not_before is not None:
-            wait = (job.not_before - datetime.now(UTC)).total_seconds()
-            if wait > 0:
-                self._settler.defer(delivery, job, wait)
-                return SETTLED
-        return self._send(delivery, job, transport, started)
+        parked = self.handle_batch([delivery], transport)
+        return parked[0][1] if parked else SETTLED
 
-    def _send(
-        self, delivery: Delivery, job: EmailJob, transport: Transport, started: float
-    ) -> Handled:
-        recipients = self._gate.run(lambda: self._recipients.split(delivery, job))
-        if recipients is None:  # stopping while Redis is away: give the message back
+    def handle_batch(
+        self, deliveries: list[Delivery], transport: Transport
+    ) -> list[tuple[Delivery, Parked]]:
+        """Handle deliveries taken together: one Redis call reads every job's recipients,
+        then each is sent in turn. Returns those to park (their bucket is busy)."""
+        jobs = [(delivery, job) for delivery in deliveries if (job := self._screen(delivery))]
+        if not jobs:
+            return []
+        split = self._gate.run(lambda: self._recipients.split_many(jobs))
+        if split is None:  # stopping while Redis is away: give the messages back
+            for delivery, _ in jobs:
+                self._settler.requeue(delivery)
+            return []
+        batch = _Batch(jobs, split)
+        parked: list[tuple[Delivery, Parked]] = []
+        for index, (delivery, job) in enumerate(jobs):
+            try:
+                handled = self._send(batch, index, transport)
+            except Exception:
+                log.exception("job_failed_unexpectedly", job_id=job.id)
+                self._settler.requeue(delivery)
+                continue
+            if handled is not None:
+                parked.append((delivery, handled))
+        return parked
+
+    def _screen(self, delivery: Delivery) -> EmailJob | None:
+        """The job, or None once settled here: crashed too often, invalid, or not yet due."""
+        try:
+            if delivery.delivery_count >= self._crash_limit:
+                # Handed out this often, it keeps taking workers down with it: stop here,
+                # with our headers, before the queue's own delivery limit drops it without.
+                self._settler.crashed(delivery)
+                return None
+            try:
+                job = decode(delivery, self._limits)
+            except InvalidJobError as exc:
+                self._settler.invalid(delivery, str(exc))
+                return None
+            if job.not_before is not None:
+                wait = (job.not_before - datetime.now(UTC)).total_seconds()
+                if wait > 0:
+                    self._settler.defer(delivery, job, wait)
+                    return None
+        except Exception:
+            log.exception("job_failed_unexpectedly", job_id=delivery.properties.message_id)
             self._settler.requeue(delivery)
-            return SETTLED
-        if not recipients.to_send:
+            return None
+        return job
+
+    def _envelope(self, batch: _Batch, index: int) -> Envelope | None:
+        """The envelope of the batch's job ``index``, built once; None once it is settled
+        here because nobody is left to mail (all sent already, or suppressed)."""
+        if index in batch.envelopes:
+            return batch.envelopes[index]
+        delivery, job = batch.jobs[index]
+        recipients = batch.recipients[index]
+        twins = batch.sent.get(job.id, set())
+        to_send = [rcpt for rcpt in recipients.to_send if rcpt not in twins]
+        envelope = None
+        if not to_send:
             if recipients.suppressed:
                 self._settler.suppressed(delivery, job, recipients.suppressed)
             else:
                 self._settler.duplicate(delivery, job)
+        else:
+            envelope = Envelope(bare_address(job.from_), to_send, build_message(job))
+        batch.envelopes[index] = envelope
+        return envelope
+
+    def _next_on(
+        self, batch: _Batch, index: int, relay: Relay, transport: Transport
+    ) -> Envelope | None:
+        """The batch's next envelope, if it may be chained behind job ``index`` on ``relay``."""
+        following = index + 1
+        if following >= len(batch.jobs) or batch.has_twins(following):
+            return None  # a twin's recipients depend on what the one before it achieved
+        if not transport.chains(relay):
+            return None
+        envelope = self._envelope(batch, following)
+        if envelope is None:
+            return None
+        drawn = batch.drawn[following] = self._dispatcher.draw()
+        if drawn != relay:
+            return None
+        delivery, job = batch.jobs[following]
+        return envelope if self._dispatcher.may_follow(delivery, job, envelope, relay) else None
+
+    def _send(self, batch: _Batch, index: int, transport: Transport) -> Handled:
+        started = time.monotonic()
+        envelope = self._envelope(batch, index)
+        if envelope is None:
             return SETTLED
-        envelope = Envelope(bare_address(job.from_), recipients.to_send, build_message(job))
+        delivery, job = batch.jobs[index]
         sending = time.monotonic()
-        result = self._dispatcher.dispatch(delivery, job, envelope, transport)
+        result = self._dispatcher.dispatch(
+            delivery,
+            job,
+            envelope,
+            transport,
+            then=lambda relay: self._next_on(batch, index, relay, transport),
+            drawn=batch.drawn.pop(index, None),
+        )
         if isinstance(result, Parked):
             return result
         if result is Admit.STALE:  # the broker requeued it when the connection went
@@ -97,5 +177,22 @@ class Pipeline:
             self._settler.requeue(delivery)
             return SETTLED
         self._metrics.send_seconds.observe(time.monotonic() - sending)
-        self._settler.settle(delivery, job, result, started, suppressed=recipients.suppressed)
+        batch.sent.setdefault(job.id, set()).update(result.accepted)
+        suppressed = batch.recipients[index].suppressed
+        self._settler.settle(delivery, job, result, started, suppressed=suppressed)
         return SETTLED
+
+
+@dataclass
+class _Batch:
+    """The deliveries one sender handles together, and what it learnt of them so far."""
+
+    jobs: list[tuple[Delivery, EmailJob]]
+    recipients: list[Recipients]
+    envelopes: dict[int, Envelope | None] = field(default_factory=dict)
+    drawn: dict[int, Relay | None] = field(default_factory=dict)  # relays drawn ahead
+    sent: dict[str, set[str]] = field(default_factory=dict)  # job id -> accepted here
+
+    def has_twins(self, index: int) -> bool:
+        job_id = self.jobs[index][1].id
+        return sum(1 for _, job in self.jobs if job.id == job_id) > 1

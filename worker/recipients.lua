@@ -1,15 +1,22 @@
--- Which recipients of a job still need it, in one call.
--- KEYS[1] the job's sent ledger (hash: recipient -> time); KEYS[2] the suppression list
--- ARGV[2i-1] recipient i as sent; ARGV[2i] the same, lower-cased
--- Returns, per recipient: 1 already sent, 2 suppressed, 0 still to send.
+-- Which recipients of several jobs still need them, in one call.
+-- KEYS[1] the suppression list; KEYS[1 + j] job j's sent ledger (hash: recipient -> time)
+-- ARGV, for each job in turn: its recipient count n, then n pairs (recipient as sent,
+-- the same lower-cased)
+-- Returns, per recipient of every job in order: 1 already sent, 2 suppressed, 0 still to send.
 local verdicts = {}
-for i = 1, #ARGV / 2 do
-  if redis.call('HEXISTS', KEYS[1], ARGV[2 * i - 1]) == 1 then
-    verdicts[i] = 1
-  elseif redis.call('HEXISTS', KEYS[2], ARGV[2 * i]) == 1 then
-    verdicts[i] = 2
-  else
-    verdicts[i] = 0
+local at = 1
+for j = 2, #KEYS do
+  local count = tonumber(ARGV[at])
+  for i = 1, count do
+    local sent_as, lowered = ARGV[at + 2 * i - 1], ARGV[at + 2 * i]
+    if redis.call('HEXISTS', KEYS[j], sent_as) == 1 then
+      verdicts[#verdicts + 1] = 1
+    elseif redis.call('HEXISTS', KEYS[1], lowered) == 1 then
+      verdicts[#verdicts + 1] = 2
+    else
+      verdicts[#verdicts + 1] = 0
+    end
   end
+  at = at + 1 + 2 * count
 end
 return verdicts

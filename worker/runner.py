@@ -4,7 +4,7 @@
 
     RabbitMQ ──► LaneConsumer (main thread) ──► Inbox (transactional first)
                         ▲                          │
-                        └── ack / requeue ◄── sender threads: Pipeline.handle(delivery)
+                        └── ack / requeue ◄── sender threads: Pipeline.handle_batch(deliveries)
 
 On SIGTERM it stops consuming, hands back what no sender has started, lets the senders
 finish what they hold (up to ``MAILFLEET_SHUTDOWN_GRACE``), then closes; anything still
@@ -33,6 +33,7 @@ from mailfleet.shared.topology import build_topology
 from mailfleet.worker.adaptive import AdaptiveLimits
 from mailfleet.worker.admission import Admission
 from mailfleet.worker.amqp import CONNECTION_ERRORS
+from mailfleet.worker.batch_commit import BatchCommit, HeldAcks, WriteAheadLedger
 from mailfleet.worker.consumer import LaneConsumer
 from mailfleet.worker.delivery import Inbox
 from mailfleet.worker.dispatch import Dispatcher
@@ -50,6 +51,7 @@ from mailfleet.worker.smtp import SmtpTransport, Transport
 log = structlog.get_logger("mailfleet.worker")
 TransportFactory = Callable[[], Transport]
 _IDLE_CHECKS_NEEDED = 2
+_MAX_BATCH = 8
 _RECONNECTABLE: tuple[type[Exception], ...] = (BrokerError, *CONNECTION_ERRORS)
 
 
@@ -82,34 +84,21 @@ class Worker:
         self.metrics = WorkerMetrics()
         self._gate = FailClosed(self._stopping)
         ledger = SentLedger(self._redis, settings.names, settings.sent_ttl)
-        suppression = SuppressionList(self._redis, settings.names)
+        self._suppression = SuppressionList(self._redis, settings.names)
         self._adaptive = AdaptiveLimits(self._redis, settings.names, set(settings.domain_limits))
-        self._settler = Settler(
-            settings=settings,
-            acker=self._consumer,
-            publisher=self._republisher,
-            ledger=ledger,
-            suppression=suppression,
-            metrics=self.metrics,
-            adaptive=self._adaptive,
-        )
         limiter = RateLimiter(self._redis, settings)
         admission = (
             Admission(limiter, self._gate, self._inbox, self.metrics, self._stopping)
             if limiter.configured
             else None
         )
-        self._pipeline = Pipeline(
-            limits=settings.job_limits,
-            crash_limit=settings.delivery_limit,
-            recipients=RecipientFilter(self._redis, ledger, suppression),
-            dispatcher=Dispatcher(
-                self._relays, admission, lambda d: d.generation == self._consumer.generation
-            ),
-            settler=self._settler,
-            gate=self._gate,
-            metrics=self.metrics,
+        self._recipients = RecipientFilter(self._redis, ledger, self._suppression)
+        self._dispatcher = Dispatcher(
+            self._relays, admission, lambda d: d.generation == self._consumer.generation
         )
+        # Enough for one Redis round trip to pay for several emails, few enough that the
+        # prefetched messages still spread over the senders.
+        self._batch = max(1, min(_MAX_BATCH, settings.prefetch // settings.concurrency))
         self._topology = build_topology(
             settings.names, settings.retry_delays, settings.delivery_limit
         )
@@ -220,27 +209,51 @@ class Worker:
                     log.info("broker_reconnected")
                 return
 
+    def _sender(self) -> tuple[Pipeline, BatchCommit]:
+        """One sender thread's pipeline: its own ledger connection and held acks."""
+        commit = BatchCommit(
+            WriteAheadLedger(self._redis, self._settings.names, self._settings.sent_ttl),
+            HeldAcks(self._consumer),
+        )
+        settler = Settler(
+            settings=self._settings,
+            acker=commit.acks,
+            publisher=self._republisher,
+            ledger=commit.ledger,
+            suppression=self._suppression,
+            metrics=self.metrics,
+            adaptive=self._adaptive,
+        )
+        pipeline = Pipeline(
+            limits=self._settings.job_limits,
+            crash_limit=self._settings.delivery_limit,
+            recipients=self._recipients,
+            dispatcher=self._dispatcher,
+            settler=settler,
+            gate=self._gate,
+            metrics=self.metrics,
+        )
+        return pipeline, commit
+
     def _send_loop(self) -> None:
         transport = self._transport_factory()
         transport.warm_up(self._settings.smtp_relays)
+        pipeline, commit = self._sender()
         try:
             while not (self._stopping.is_set() and self._inbox.waiting == 0):
-                delivery = self._inbox.take(timeout=0.2)
-                if delivery is None:
+                batch = self._inbox.take_batch(self._batch, timeout=0.2)
+                if not batch:
                     continue
-                if delivery.generation != self._consumer.generation:
-                    self._inbox.done()  # parked before a reconnect; the broker requeued it
-                    continue
+                # Parked before a reconnect: the broker has requeued those already.
+                current = [d for d in batch if d.generation == self._consumer.generation]
                 try:
-                    parked = self._pipeline.handle(delivery, transport)
-                    if parked is not None:
+                    for delivery, parked in pipeline.handle_batch(current, transport):
                         self._inbox.park(delivery, parked.ready_at)
-                except Exception:
-                    log.exception("job_failed_unexpectedly", job_id=delivery.properties.message_id)
-                    self._settler.requeue(delivery)
                 finally:
-                    self._inbox.done()
+                    commit.commit()
+                    self._inbox.done(len(batch))
         finally:
+            commit.close()
             transport.close()
 
     def _drained(self) -> bool:

@@ -1,0 +1,132 @@
+"""What a sender thread commits at the end of a batch: the sent marks' replies, then the acks.
+
+A sender takes several deliveries at once. For each email the relay accepts, the sent-ledger
+mark is *written* to Redis at once, on a connection of the thread's own, without waiting for
+the reply: Redis holds the mark as soon as it would after a round trip, so a worker killed
+after the relay's 250 loses no more than SMTP's own lost-reply window. The replies are read
+once per batch, and only then are the batch's acks handed to the consumer, in one wake-up:
+ack-after-mark holds, at one Redis round trip per batch instead of one per email.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+import redis
+import structlog
+from redis.connection import Connection
+
+from mailfleet.shared.errors import RedisUnavailable
+from mailfleet.shared.names import Names
+from mailfleet.shared.redis_client import REDIS_DOWN
+from mailfleet.worker.delivery import Delivery
+
+log = structlog.get_logger("mailfleet.worker")
+
+
+class WriteAheadLedger:
+    """The sent ledger's ``mark``, pipelined: written now, its replies read by :meth:`flush`.
+
+    Same keys and effect as :class:`~mailfleet.shared.sent_ledger.SentLedger`: a hash per
+    job id (recipient → time) kept for the ledger's TTL, and the delivered counter.
+    """
+
+    def __init__(self, client: redis.Redis, names: Names, ttl_seconds: float) -> None:
+        self._pool = client.connection_pool
+        self._names = names
+        self._ttl = int(ttl_seconds)
+        self._connection: Connection | None = None
+        self._unread = 0  # replies written for and not yet read
+
+    def mark(self, job_id: str, recipients: list[str]) -> None:
+        """Record that the relay accepted ``job_id`` for ``recipients``: sent to Redis now."""
+        key = self._names.sent_ledger(job_id)
+        now = str(time.time())
+        fields = [part for rcpt in recipients for part in (rcpt, now)]
+        commands = [
+            ("HSET", key, *fields),
+            ("EXPIRE", key, self._ttl),
+            ("INCRBY", self._names.delivered_counter, len(recipients)),
+        ]
+        try:
+            connection = self._connection or self._connect()
+            # No health-check PING: its reply would be read in place of an unread mark's.
+            packed = connection.pack_commands(commands)
+            connection.send_packed_command(packed, check_health=False)
+        except REDIS_DOWN as exc:
+            self._discard()
+            raise RedisUnavailable(f"cannot write the sent ledger: {exc}") from exc
+        self._unread += len(commands)
+
+    def flush(self) -> None:
+        """Read the replies of every mark written since the last flush. A failure is logged,
+        never raised: the relay accepted those emails, so acking them is still right."""
+        if not self._unread or self._connection is None:
+            return
+        unread, self._unread = self._unread, 0
+        try:
+            for _ in range(unread):
+                self._connection.read_response()
+        except REDIS_DOWN as exc:
+            log.warning("sent_mark_failed", error=str(exc), replies_unread=unread)
+            self._discard()
+
+    def close(self) -> None:
+        self.flush()
+        if self._connection is not None:
+            self._pool.release(self._connection)
+            self._connection = None
+
+    def _connect(self) -> Connection:
+        self._connection = self._pool.get_connection()
+        return self._connection
+
+    def _discard(self) -> None:
+        """Drop a connection whose replies are out of step; the next mark opens a new one."""
+        self._unread = 0
+        if self._connection is not None:
+            self._connection.disconnect()
+            self._pool.release(self._connection)
+            self._connection = None
+
+
+class Settling(Protocol):
+    def ack_many(self, deliveries: list[Delivery]) -> None: ...
+
+    def requeue(self, delivery: Delivery) -> None: ...
+
+
+class HeldAcks:
+    """An acker that holds acks until the batch's marks are read; requeues go at once."""
+
+    def __init__(self, consumer: Settling) -> None:
+        self._consumer = consumer
+        self._held: list[Delivery] = []
+
+    def ack(self, delivery: Delivery) -> None:
+        self._held.append(delivery)
+
+    def requeue(self, delivery: Delivery) -> None:
+        self._consumer.requeue(delivery)
+
+    def release(self) -> None:
+        held, self._held = self._held, []
+        if held:
+            self._consumer.ack_many(held)
+
+
+class BatchCommit:
+    """End of a batch: read the marks' replies, then let the acks go."""
+
+    def __init__(self, ledger: WriteAheadLedger, acks: HeldAcks) -> None:
+        self.ledger = ledger
+        self.acks = acks
+
+    def commit(self) -> None:
+        self.ledger.flush()
+        self.acks.release()
+
+    def close(self) -> None:
+        self.commit()
+        self.ledger.close()
