@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from enum import Enum
 
+from mailfleet.shared.errors import RedisUnavailable
 from mailfleet.shared.job import EmailJob, Lane
 from mailfleet.shared.relays import Relay
 from mailfleet.worker.delivery import Delivery, Inbox
@@ -64,6 +65,24 @@ class Admission:
         if known_busy > time.monotonic() and self._inbox.ready():
             return Parked(known_busy)
         return self._wait_for_tokens(delivery, buckets)
+
+    def try_admit(
+        self, delivery: Delivery, job: EmailJob, recipients: list[str], relay: Relay
+    ) -> bool:
+        """Take the job's tokens only if they are there right now: never waits, never parks
+        (the job then takes the ordinary path, :meth:`admit`, on its turn)."""
+        buckets = self._limiter.buckets_for(job, recipients, relay)
+        if not buckets:
+            return True
+        if self._known_busy_until(buckets) > time.monotonic():
+            return False
+        try:
+            granted = self._limiter.try_take(buckets, delivery.lane).granted
+        except RedisUnavailable:
+            return False  # the ordinary path holds the job until Redis is back
+        if granted:
+            self._metrics.token_wait_seconds.observe(0.0)
+        return granted
 
     def _wait_for_tokens(self, delivery: Delivery, buckets: list[Bucket]) -> Admit | Parked:
         started = time.monotonic()

@@ -1,5 +1,9 @@
 """Sending one envelope: choose a relay, take its tokens, send, and when the relay itself
-failed, record it for the breaker and try once more on another healthy relay."""
+failed, record it for the breaker and try once more on another healthy relay.
+
+An envelope may also be sent *chained* behind the one before it on the same relay (see
+``smtp_pipelining``): its relay is then already chosen and its tokens already taken.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,9 @@ from mailfleet.worker.replies import SmtpReply
 from mailfleet.worker.smtp import Envelope, SendResult, Transport
 
 _TRIES = 2  # the chosen relay, then one other
+
+# Given the relay this envelope goes through: the next envelope, if it may follow on it.
+NextOnRelay = Callable[[Relay], Envelope | None]
 
 
 def no_relay(envelope: Envelope) -> SendResult:
@@ -34,21 +41,37 @@ class Dispatcher:
         self._is_current = is_current
 
     def dispatch(
-        self, delivery: Delivery, job: EmailJob, envelope: Envelope, transport: Transport
+        self,
+        delivery: Delivery,
+        job: EmailJob,
+        envelope: Envelope,
+        transport: Transport,
+        *,
+        then: NextOnRelay | None = None,
+        drawn: Relay | None = None,
     ) -> SendResult | Admit | Parked:
-        """The relay's replies, or the admission verdict that stopped the send."""
+        """The relay's replies, or the admission verdict that stopped the send. ``drawn`` is
+        this envelope's relay if it was drawn already, when the one before it was sent."""
         tried: list[Relay] = []
         result: SendResult | None = None
+        chained_on = transport.opened(envelope)
         for _ in range(_TRIES):
-            relay = self._pool.choose(exclude=tried)
-            if relay is None:
-                break
-            verdict = self._admit(delivery, job, envelope, relay)
-            if verdict is not Admit.GRANTED:
-                self._pool.release(relay)
-                return verdict
+            if chained_on is not None:  # relay chosen and tokens taken when it was chained
+                relay, chained_on = chained_on, None
+                if not self._is_current(delivery):
+                    return Admit.STALE
+            else:
+                chosen = self._pool.choose(exclude=tried, preferred=drawn)
+                if chosen is None:
+                    break
+                relay = chosen
+                verdict = self._admit(delivery, job, envelope, relay)
+                if verdict is not Admit.GRANTED:
+                    self._pool.release(relay)
+                    return verdict
+            following = then(relay) if then is not None else None
             try:
-                result = transport.send(envelope, relay)
+                result = transport.send(envelope, relay, following)
             except BaseException:
                 self._pool.release(relay)
                 raise
@@ -57,6 +80,24 @@ class Dispatcher:
                 return result
             tried.append(relay)
         return result if result is not None else no_relay(envelope)
+
+    def draw(self) -> Relay | None:
+        """The next envelope's relay, drawn by weight ahead of its turn (then passed back to
+        :meth:`dispatch` as ``drawn``)."""
+        return self._pool.draw()
+
+    def may_follow(
+        self, delivery: Delivery, job: EmailJob, envelope: Envelope, relay: Relay
+    ) -> bool:
+        """Whether ``envelope``, drawn for ``relay``, may be chained on it now: its delivery is
+        still current and its tokens are there right now (then taken). If the chain breaks
+        before it is sent, it takes the ordinary path and its tokens again: a rare
+        over-count, never an under-count."""
+        if not self._is_current(delivery):
+            return False
+        return self._admission is None or self._admission.try_admit(
+            delivery, job, envelope.recipients, relay
+        )
 
     def _admit(
         self, delivery: Delivery, job: EmailJob, envelope: Envelope, relay: Relay

@@ -51,19 +51,36 @@ class RelayPool:
         self._lock = threading.Lock()
         self._breakers = {relay: _Breaker() for relay in relays}
 
-    def choose(self, exclude: Collection[Relay] = ()) -> Relay | None:
-        """A relay to send through, by weight among the usable ones; None if none is."""
+    def choose(
+        self, exclude: Collection[Relay] = (), preferred: Relay | None = None
+    ) -> Relay | None:
+        """A relay to send through, by weight among the usable ones (``preferred``, drawn
+        earlier, if it still is); None if none is."""
         with self._lock:
             usable = [
                 relay for relay in self._relays if relay not in exclude and self._usable(relay)
             ]
             if not usable:
                 return None
-            relay = random.choices(usable, [relay.weight for relay in usable])[0]
+            if preferred in usable:
+                relay = preferred
+            else:
+                relay = random.choices(usable, [relay.weight for relay in usable])[0]
             breaker = self._breakers[relay]
             if breaker.state is BreakerState.HALF_OPEN:
                 breaker.probing = True  # this send is the probe; others keep away
             return relay
+
+    def draw(self) -> Relay | None:
+        """A relay by weight among the usable ones, without claiming a half-open probe: the
+        next email's choice, made early to see whether it can be chained on this relay. It
+        is then that email's choice either way (``choose(preferred=...)``), so chains keep
+        the weights."""
+        with self._lock:
+            usable = [relay for relay in self._relays if self._usable(relay)]
+            if not usable:
+                return None
+            return random.choices(usable, [relay.weight for relay in usable])[0]
 
     def record(self, relay: Relay, *, failed: bool) -> None:
         with self._lock:

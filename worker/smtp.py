@@ -20,7 +20,14 @@ from pydantic import SecretStr
 
 from mailfleet.shared.relays import Relay
 from mailfleet.worker.replies import SmtpReply
-from mailfleet.worker.smtp_pipelining import can_pipeline, send_pipelined
+from mailfleet.worker.smtp_pipelining import (
+    Opened,
+    can_pipeline,
+    commands,
+    read_accepted,
+    read_opening,
+    write_message,
+)
 
 IDLE_CHECK = 5.0  # seconds a pooled connection may idle before it is checked with NOOP
 SERVICE_NOT_AVAILABLE = 421
@@ -48,7 +55,17 @@ class SendResult:
 
 
 class Transport(Protocol):
-    def send(self, envelope: Envelope, relay: Relay) -> SendResult: ...
+    def send(self, envelope: Envelope, relay: Relay, then: Envelope | None = None) -> SendResult:
+        """Send ``envelope``; with ``then``, also open that email's transaction on the way."""
+        ...
+
+    def opened(self, envelope: Envelope) -> Relay | None:
+        """The relay on which ``envelope``'s transaction was opened by a chained send."""
+        ...
+
+    def chains(self, relay: Relay) -> bool:
+        """Whether a send through ``relay`` can chain the next email (PIPELINING)."""
+        ...
 
     def warm_up(self, relays: list[Relay]) -> None: ...
 
@@ -79,6 +96,10 @@ class SmtpTransport:
         self._local_hostname = local_hostname
         self._connections: dict[Relay, smtplib.SMTP] = {}
         self._last_used: dict[Relay, float] = {}
+        # A chained email's transaction, opened behind the previous email: what the server
+        # answered to its commands (or how it refused them). The server now waits for its
+        # message, so nothing else may be written on that connection but that message.
+        self._chained: dict[Relay, tuple[Envelope, Opened | smtplib.SMTPException]] = {}
 
     def warm_up(self, relays: list[Relay]) -> None:
         """Open a connection to each relay now, so the first job does not pay for it (and
@@ -90,6 +111,8 @@ class SmtpTransport:
                 continue  # the first send through it will report the failure
 
     def close(self) -> None:
+        for relay in list(self._chained):
+            self._drop(relay)  # mid-transaction: a QUIT would be read as message text
         for connection in self._connections.values():
             try:
                 connection.quit()
@@ -97,10 +120,29 @@ class SmtpTransport:
                 connection.close()
         self._connections.clear()
 
-    def send(self, envelope: Envelope, relay: Relay) -> SendResult:
+    def chains(self, relay: Relay) -> bool:
+        connection = self._connections.get(relay)
+        return connection is not None and bool(connection.has_extn("pipelining"))
+
+    def opened(self, envelope: Envelope) -> Relay | None:
+        for relay, (chained, _) in self._chained.items():
+            if chained is envelope:
+                return relay
+        return None
+
+    def send(self, envelope: Envelope, relay: Relay, then: Envelope | None = None) -> SendResult:
         result = SendResult(relay=relay.name)
+        chained = self._chained.pop(relay, None)
+        if chained is not None and chained[0] is not envelope:
+            # Opened for an email that went elsewhere: only closing abandons it safely (an
+            # unfinished message is discarded by the server, never delivered).
+            self._drop(relay)
+            chained = None
         try:
-            refused = self._transaction(self._connection(relay), envelope)
+            if chained is not None:
+                refused = self._finish(self._connections[relay], relay, envelope, chained, then)
+            else:
+                refused = self._transaction(self._connection(relay), relay, envelope, then)
         except _RelayFailure as failure:
             return _all_refused(result, envelope, failure.reply, relay_failed=True)
         except smtplib.SMTPRecipientsRefused as exc:
@@ -134,12 +176,44 @@ class SmtpTransport:
         result.accepted = [rcpt for rcpt in envelope.recipients if rcpt not in result.refused]
         return result
 
-    @staticmethod
-    def _transaction(connection: smtplib.SMTP, envelope: Envelope) -> dict[str, tuple[int, bytes]]:
-        sender, recipients, data = envelope.sender, envelope.recipients, envelope.data
-        if can_pipeline(connection, sender, recipients):
-            return send_pipelined(connection, sender, recipients, data)
-        return connection.sendmail(sender, recipients, data)
+    def _transaction(
+        self, connection: smtplib.SMTP, relay: Relay, envelope: Envelope, then: Envelope | None
+    ) -> dict[str, tuple[int, bytes]]:
+        sender, recipients = envelope.sender, envelope.recipients
+        if not can_pipeline(connection, sender, recipients):
+            return connection.sendmail(sender, recipients, envelope.data)
+        connection.send(commands(sender, recipients))
+        opened = read_opening(connection, sender, recipients)
+        return self._finish(connection, relay, envelope, (envelope, opened), then)
+
+    def _finish(
+        self,
+        connection: smtplib.SMTP,
+        relay: Relay,
+        envelope: Envelope,
+        chained: tuple[Envelope, Opened | smtplib.SMTPException],
+        then: Envelope | None,
+    ) -> dict[str, tuple[int, bytes]]:
+        """Write the message of an opened transaction (with ``then``'s commands behind it
+        when it can be chained), read its reply, then the replies to ``then``'s commands."""
+        opened = chained[1]
+        if isinstance(opened, smtplib.SMTPException):
+            raise opened  # how the server refused this email's commands, read earlier
+        chain = then is not None and can_pipeline(connection, then.sender, then.recipients)
+        following = commands(then.sender, then.recipients) if then and chain else b""
+        write_message(connection, envelope.data, following)
+        read_accepted(connection, chained=chain)
+        if then is not None and chain:
+            try:
+                self._chained[relay] = (
+                    then,
+                    read_opening(connection, then.sender, then.recipients),
+                )
+            except (smtplib.SMTPSenderRefused, smtplib.SMTPRecipientsRefused) as exc:
+                self._chained[relay] = (then, exc)  # its own send reports it
+            except (smtplib.SMTPException, OSError):
+                self._drop(relay)  # ``then`` was not opened; it is sent afresh
+        return opened.refused
 
     def _connection(self, relay: Relay) -> smtplib.SMTP:
         connection = self._connections.get(relay)

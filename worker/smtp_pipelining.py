@@ -1,19 +1,24 @@
-"""One SMTP transaction in two round trips on relays that offer PIPELINING (RFC 2920).
+"""SMTP transactions in few round trips on relays that offer PIPELINING (RFC 2920).
 
 smtplib's ``sendmail`` waits for the reply to MAIL, to each RCPT and to DATA before the
 next command: 3 + recipients round trips. Here MAIL, every RCPT and DATA go out in one
-write and their replies are read back in order, then the message follows. It raises the
-same smtplib exceptions ``sendmail`` would, so callers handle both alike.
+write and their replies are read back in order, then the message follows. RFC 2920 also
+lets the end of one message and the next transaction's commands share a write, so a
+sender with several emails for one relay *chains* them: one round trip per email. Failures
+raise the same smtplib exceptions ``sendmail`` would, so callers handle both alike.
 """
 
 from __future__ import annotations
 
 import re
 import smtplib
+from dataclasses import dataclass
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 _CLOSING = 421  # the server is closing the connection
 _START_DATA = 354
+
+Refused = dict[str, tuple[int, bytes]]
 
 
 def can_pipeline(connection: smtplib.SMTP, sender: str, recipients: list[str]) -> bool:
@@ -23,14 +28,24 @@ def can_pipeline(connection: smtplib.SMTP, sender: str, recipients: list[str]) -
     )
 
 
-def send_pipelined(
-    connection: smtplib.SMTP, sender: str, recipients: list[str], data: bytes
-) -> dict[str, tuple[int, bytes]]:
-    """Like ``connection.sendmail``: the refused recipients, or an smtplib exception."""
-    commands = [f"MAIL FROM:<{sender}>", *(f"RCPT TO:<{rcpt}>" for rcpt in recipients), "DATA"]
-    connection.send("\r\n".join(commands) + "\r\n")
+def commands(sender: str, recipients: list[str]) -> bytes:
+    """MAIL, every RCPT and DATA: the opening of a transaction, as one write."""
+    lines = [f"MAIL FROM:<{sender}>", *(f"RCPT TO:<{rcpt}>" for rcpt in recipients), "DATA"]
+    return ("\r\n".join(lines) + "\r\n").encode("ascii")
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A transaction whose commands were answered: the server now waits for the message."""
+
+    refused: Refused
+
+
+def read_opening(connection: smtplib.SMTP, sender: str, recipients: list[str]) -> Opened:
+    """Read the replies to :func:`commands`; raise as ``sendmail`` would when the server
+    will not take the message (the connection is then reset or closed)."""
     mail_code, mail_reply = connection.getreply()
-    refused: dict[str, tuple[int, bytes]] = {}
+    refused: Refused = {}
     for rcpt in recipients:
         code, reply = connection.getreply()
         if not 200 <= code < 300:  # 250, 251, and the odd 252 the relay takes all the same
@@ -50,15 +65,39 @@ def send_pipelined(
     if data_code != _START_DATA:
         _end_transaction(connection, codes)
         raise smtplib.SMTPDataError(data_code, data_reply)
+    return Opened(refused)
+
+
+def write_message(connection: smtplib.SMTP, data: bytes, then: bytes = b"") -> None:
+    """The message, dot-stuffed and ended, followed in the same write by ``then``."""
     body = _LEADING_DOT.sub(b"..", data)
     if not body.endswith(b"\r\n"):
         body += b"\r\n"
-    connection.send(body + b".\r\n")
+    connection.send(body + b".\r\n" + then)
+
+
+def read_accepted(connection: smtplib.SMTP, *, chained: bool) -> None:
+    """The reply to the message: return on 250, else raise. With a chained transaction's
+    commands already written behind it, a refusal closes the connection instead of
+    resetting it, since those commands' replies would come before RSET's."""
     code, reply = connection.getreply()
     if code != 250:
-        _end_transaction(connection, [code])
+        if chained:
+            connection.close()
+        else:
+            _end_transaction(connection, [code])
         raise smtplib.SMTPDataError(code, reply)
-    return refused
+
+
+def send_pipelined(
+    connection: smtplib.SMTP, sender: str, recipients: list[str], data: bytes
+) -> Refused:
+    """Like ``connection.sendmail``: the refused recipients, or an smtplib exception."""
+    connection.send(commands(sender, recipients))
+    opened = read_opening(connection, sender, recipients)
+    write_message(connection, data)
+    read_accepted(connection, chained=False)
+    return opened.refused
 
 
 def _end_transaction(connection: smtplib.SMTP, codes: list[int]) -> None:
