@@ -74,7 +74,9 @@ class Settings(BaseSettings):
     breaker_failures: int = Field(default=3, ge=1)  # failures in a row that open a relay
     breaker_cooldown: DurationSetting = 15.0  # how long an open relay is skipped
 
-    prefetch: int = Field(default=20, ge=1, le=10_000)
+    # Room for each sender thread to take a batch of several (prefetch ÷ concurrency, at
+    # most 8): one Redis read and one settle wake-up serve the whole batch.
+    prefetch: int = Field(default=64, ge=1, le=10_000)
     concurrency: int = Field(default=8, ge=1, le=256)
     shutdown_grace: DurationSetting = 25.0
 
