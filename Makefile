@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SOURCES := pyproject.toml $(shell find shared producer worker -name '*.py' -o -name '*.lua' 2>/dev/null)
 
-.PHONY: demo test lint typecheck unit integration bench clean
+.PHONY: demo test lint typecheck unit integration bench bench-peers clean
 
 # Strict editable mode links each module into build/, so mypy and the runtime see the
 # mailfleet.* names; a new module needs a re-install, hence the dependency on SOURCES.
@@ -37,6 +37,15 @@ integration: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python tests/benchmarks/bench_throughput.py
+
+# The peer benchmark needs Dramatiq: the `bench` extra, installed on top of the dev venv.
+# Options go in PEERS, e.g. `make bench-peers PEERS="--n 2000 --rounds 1"`.
+$(VENV)/.installed-bench: pyproject.toml | $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e '.[dev,django,bench]' --config-settings editable_mode=strict
+	touch $@
+
+bench-peers: $(VENV)/.installed $(VENV)/.installed-bench
+	$(BIN)/python tests/benchmarks/bench_peers.py $(PEERS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
