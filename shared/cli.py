@@ -9,6 +9,7 @@ parsers whose ``handler(args, settings) -> int`` runs the command.
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from collections.abc import Callable, Sequence
 from importlib import import_module
@@ -72,6 +73,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def start_up_done() -> None:
+    """Resume the garbage collector if the console entry point paused it, keeping what
+    start-up built out of its sight for good (``gc.freeze``): it lives as long as we do."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv[0] if argv else None).parse_args(argv)
@@ -82,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     configure_logging(settings.log_format, settings.log_level)
     handler: Handler = args.handler
+    start_up_done()
     try:
         return handler(args, settings)
     except (MailfleetError, OSError) as exc:

@@ -8,6 +8,10 @@ from pathlib import Path
 from mailfleet.shared.cli import Subparsers, positive_int
 from mailfleet.shared.settings import Settings
 
+# Imported here, not in the handler, so that it loads while start-up has the garbage
+# collector paused (see shared/entry.py); only the worker's commands load this module.
+from mailfleet.worker.runner import Worker
+
 
 def register(subparsers: Subparsers) -> None:
     worker = subparsers.add_parser("worker", help="consume email jobs and deliver them over SMTP")
@@ -33,8 +37,6 @@ def register(subparsers: Subparsers) -> None:
 
 
 def run_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from mailfleet.worker.runner import Worker  # noqa: PLC0415 (keeps `mailfleet --help` light)
-
     overrides = {
         key: getattr(args, key)
         for key in ("concurrency", "prefetch")
