@@ -87,11 +87,6 @@ class Inbox:
             self._changed.notify_all()  # every waiter recomputes how long to sleep
             self._transactional.notify_all()
 
-    def take(self, timeout: float) -> Delivery | None:
-        """The next ready delivery (counted in flight until ``done``), or None after ``timeout``."""
-        taken = self.take_batch(1, timeout)
-        return taken[0] if taken else None
-
     def take_batch(self, limit: int, timeout: float) -> list[Delivery]:
         """Up to ``limit`` ready deliveries, transactional first (each counted in flight until
         ``done``); empty after ``timeout`` with none ready. A sender that takes several at

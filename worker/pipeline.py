@@ -62,10 +62,6 @@ class Pipeline:
         self._gate = gate
         self._metrics = metrics
 
-    def handle(self, delivery: Delivery, transport: Transport) -> Handled:
-        parked = self.handle_batch([delivery], transport)
-        return parked[0][1] if parked else SETTLED
-
     def handle_batch(
         self, deliveries: list[Delivery], transport: Transport
     ) -> list[tuple[Delivery, Parked]]:

@@ -41,9 +41,6 @@ class RecipientFilter:
         self._suppression = suppression
         self._script = client.register_script(_SCRIPT)
 
-    def split(self, delivery: Delivery, job: EmailJob) -> Recipients:
-        return self.split_many([(delivery, job)])[0]
-
     def split_many(self, batch: Sequence[tuple[Delivery, EmailJob]]) -> list[Recipients]:
         """Each job's recipients, sorted into to send, already sent and suppressed."""
         per_job = [wanted(delivery, job) for delivery, job in batch]
