@@ -15,7 +15,7 @@ from mailfleet.shared.settings import Settings
 from tests.integration.helpers import WorkerProcess, make_job
 
 
-@pytest.mark.parametrize("args", [()], ids=["one-process"])
+@pytest.mark.parametrize("args", [(), ("--processes", "2")], ids=["one-process", "group"])
 def test_a_busy_metrics_port_is_a_one_line_error_and_nothing_is_consumed(
     settings: Settings,
     producer: Producer,
