@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
+import threading
+from typing import Literal, TextIO
 
 import structlog
 
@@ -27,8 +28,27 @@ def configure_logging(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=lambda *_: _LineWriter(sys.stderr),
         cache_logger_on_first_use=True,
     )
     # Library loggers (pika, kombu, aiosmtpd) speak through the standard library; keep them quiet.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+
+
+class _LineWriter:
+    """Writes each event and its newline in one call, so the processes of a group (which
+    share stderr) never interleave their lines. Its lock is re-entrant: a signal handler
+    that logs (``Worker.stop`` on SIGTERM) runs in the main thread, maybe in the middle of
+    its own log call, and must not wait on itself (structlog's ``PrintLogger`` would)."""
+
+    _lock = threading.RLock()
+
+    def __init__(self, file: TextIO) -> None:
+        self._file = file
+
+    def msg(self, message: str) -> None:
+        with self._lock:
+            self._file.write(message + "\n")
+            self._file.flush()
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg

@@ -22,6 +22,12 @@ def register(subparsers: Subparsers) -> None:
         "--prefetch", type=positive_int, help="unacked messages per lane (MAILFLEET_PREFETCH)"
     )
     worker.add_argument(
+        "--processes",
+        type=positive_int,
+        default=1,
+        help="worker processes under one parent, serving one metrics port (default 1)",
+    )
+    worker.add_argument(
         "--burst",
         action="store_true",
         help="exit once the lane and delay queues are empty and nothing is in flight",
@@ -42,7 +48,12 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
         for key in ("concurrency", "prefetch")
         if getattr(args, key) is not None
     }
-    return Worker(settings.model_copy(update=overrides), burst=args.burst).run()
+    settings = settings.model_copy(update=overrides)
+    if args.processes > 1:
+        from mailfleet.worker.supervisor import Supervisor  # noqa: PLC0415
+
+        return Supervisor(settings, args.processes, burst=args.burst).run()
+    return Worker(settings, burst=args.burst).run()
 
 
 def run_explain(args: argparse.Namespace, settings: Settings) -> int:

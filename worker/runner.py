@@ -38,7 +38,7 @@ from mailfleet.worker.consumer import LaneConsumer
 from mailfleet.worker.delivery import Inbox
 from mailfleet.worker.dispatch import Dispatcher
 from mailfleet.worker.fail_closed import FailClosed
-from mailfleet.worker.health_server import HealthServer
+from mailfleet.worker.health_server import HealthFactory, HealthServer, on_metrics_port
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.pipeline import Pipeline
 from mailfleet.worker.rate_limit import RateLimiter
@@ -62,8 +62,10 @@ class Worker:
         *,
         burst: bool = False,
         transport_factory: TransportFactory | None = None,
+        health: HealthFactory | None = None,
     ) -> None:
         self._settings = settings
+        self._health = health or on_metrics_port(settings.metrics_port)
         self._burst = burst
         self._transport_factory = transport_factory or (
             lambda: SmtpTransport(
@@ -136,8 +138,13 @@ class Worker:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self.stop)
             signal.signal(signal.SIGINT, self.stop)
-        self._connect(first=True)
-        health = self._start_health_server()
+        health = self._start_health_server()  # a busy port fails before anything is consumed
+        try:
+            self._connect(first=True)
+        except BaseException:
+            if health is not None:
+                health.stop()
+            raise
         watcher = threading.Thread(target=self._watch_redis, name="redis-watch", daemon=True)
         watcher.start()
         senders = [
@@ -173,9 +180,9 @@ class Worker:
         return 0
 
     def _start_health_server(self) -> HealthServer | None:
-        if not self._settings.metrics_port:
+        server = self._health(self.metrics.registry, self.readiness)
+        if server is None:
             return None
-        server = HealthServer(self._settings.metrics_port, self.metrics.registry, self.readiness)
         log.info("health_server_started", port=server.port)
         return server.start()
 

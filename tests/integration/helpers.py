@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -102,6 +103,10 @@ class WorkerProcess:
     def __init__(self, settings: Settings, *args: str) -> None:
         # A file, not a pipe: a pipe nobody reads fills up and blocks the worker. Closed in stop().
         self._log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
+        # The worker shares this file's offset: appending, its writes land at the end even
+        # while log() seeks to read (without it, a write during a read overwrites the start).
+        flags = fcntl.fcntl(self._log.fileno(), fcntl.F_GETFL)
+        fcntl.fcntl(self._log.fileno(), fcntl.F_SETFL, flags | os.O_APPEND)
         self.process = subprocess.Popen(
             mailfleet_command("worker", *args),
             env=settings_env(settings),
