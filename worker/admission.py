@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -82,6 +83,31 @@ class Admission:
             return False  # the ordinary path holds the job until Redis is back
         if granted:
             self._metrics.token_wait_seconds.observe(0.0)
+        return granted
+
+    def lease(self, jobs: Sequence[tuple[Delivery, EmailJob, list[str]]]) -> list[bool]:
+        """For a sender's batch, ahead of the sends: take each job's tokens now if they are
+        there, all in one round trip, so the sends that got them need no call of their own.
+        A job that got none takes the ordinary path, :meth:`admit`, on its turn. Only when
+        no relay has a limit of its own (a job's buckets must not depend on its relay)."""
+        if not self._limiter.relay_independent:
+            return [False] * len(jobs)
+        now = time.monotonic()
+        per_job = [self._limiter.buckets_for(job, recipients) for _, job, recipients in jobs]
+        granted = [not buckets for buckets in per_job]  # no bucket applies: nothing to take
+        wanted = [
+            (index, buckets, jobs[index][0].lane)
+            for index, buckets in enumerate(per_job)
+            if buckets and self._known_busy_until(buckets) <= now
+        ]
+        try:
+            answers = self._limiter.try_take_many([(b, lane) for _, b, lane in wanted])
+        except RedisUnavailable:
+            return granted  # the ordinary path holds the jobs until Redis is back
+        for (index, _, _), answer in zip(wanted, answers, strict=True):
+            granted[index] = answer
+            if answer:
+                self._metrics.token_wait_seconds.observe(0.0)
         return granted
 
     def _wait_for_tokens(self, delivery: Delivery, buckets: list[Bucket]) -> Admit | Parked:

@@ -7,7 +7,7 @@ An envelope may also be sent *chained* behind the one before it on the same rela
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from mailfleet.shared.job import EmailJob
 from mailfleet.shared.relays import Relay
@@ -49,9 +49,11 @@ class Dispatcher:
         *,
         then: NextOnRelay | None = None,
         drawn: Relay | None = None,
+        leased: bool = False,
     ) -> SendResult | Admit | Parked:
         """The relay's replies, or the admission verdict that stopped the send. ``drawn`` is
-        this envelope's relay if it was drawn already, when the one before it was sent."""
+        this envelope's relay if it was drawn already, when the one before it was sent;
+        ``leased``: its tokens were taken ahead, with its batch's (see :meth:`lease`)."""
         tried: list[Relay] = []
         result: SendResult | None = None
         chained_on = transport.opened(envelope)
@@ -65,7 +67,8 @@ class Dispatcher:
                 if chosen is None:
                     break
                 relay = chosen
-                verdict = self._admit(delivery, job, envelope, relay)
+                verdict = self._admit(delivery, job, envelope, relay, leased=leased)
+                leased = False  # a second relay's try takes tokens of its own
                 if verdict is not Admit.GRANTED:
                     self._pool.release(relay)
                     return verdict
@@ -87,7 +90,13 @@ class Dispatcher:
         return self._pool.draw()
 
     def may_follow(
-        self, delivery: Delivery, job: EmailJob, envelope: Envelope, relay: Relay
+        self,
+        delivery: Delivery,
+        job: EmailJob,
+        envelope: Envelope,
+        relay: Relay,
+        *,
+        leased: bool = False,
     ) -> bool:
         """Whether ``envelope``, drawn for ``relay``, may be chained on it now: its delivery is
         still current and its tokens are there right now (then taken). If the chain breaks
@@ -95,16 +104,24 @@ class Dispatcher:
         over-count, never an under-count."""
         if not self._is_current(delivery):
             return False
-        return self._admission is None or self._admission.try_admit(
-            delivery, job, envelope.recipients, relay
+        return (
+            leased
+            or self._admission is None
+            or self._admission.try_admit(delivery, job, envelope.recipients, relay)
         )
 
+    def lease(self, jobs: Sequence[tuple[Delivery, EmailJob, list[str]]]) -> list[bool]:
+        """Take the tokens of a batch's jobs ahead, where they are there now: which got them."""
+        if self._admission is None:
+            return [False] * len(jobs)
+        return self._admission.lease(jobs)
+
     def _admit(
-        self, delivery: Delivery, job: EmailJob, envelope: Envelope, relay: Relay
+        self, delivery: Delivery, job: EmailJob, envelope: Envelope, relay: Relay, *, leased: bool
     ) -> Admit | Parked:
         verdict = (
             Admit.GRANTED
-            if self._admission is None
+            if self._admission is None or leased
             else self._admission.admit(delivery, job, envelope.recipients, relay)
         )
         # The delivery may have outlived its connection while it waited: the broker has

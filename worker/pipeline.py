@@ -76,6 +76,9 @@ class Pipeline:
                 self._settler.requeue(delivery)
             return []
         batch = _Batch(jobs, split)
+        eligible = [i for i, found in enumerate(split) if found.to_send and not batch.has_twins(i)]
+        leases = self._dispatcher.lease([(*jobs[i], split[i].to_send) for i in eligible])
+        batch.leased = {i for i, granted in zip(eligible, leases, strict=True) if granted}
         parked: list[tuple[Delivery, Parked]] = []
         for index, (delivery, job) in enumerate(jobs):
             try:
@@ -148,7 +151,9 @@ class Pipeline:
         if drawn != relay:
             return None
         delivery, job = batch.jobs[following]
-        return envelope if self._dispatcher.may_follow(delivery, job, envelope, relay) else None
+        leased = following in batch.leased
+        chained = self._dispatcher.may_follow(delivery, job, envelope, relay, leased=leased)
+        return envelope if chained else None
 
     def _send(self, batch: _Batch, index: int, transport: Transport) -> Handled:
         started = time.monotonic()
@@ -164,6 +169,7 @@ class Pipeline:
             transport,
             then=lambda relay: self._next_on(batch, index, relay, transport),
             drawn=batch.drawn.pop(index, None),
+            leased=index in batch.leased,
         )
         if isinstance(result, Parked):
             return result
@@ -187,6 +193,7 @@ class _Batch:
     recipients: list[Recipients]
     envelopes: dict[int, Envelope | None] = field(default_factory=dict)
     drawn: dict[int, Relay | None] = field(default_factory=dict)  # relays drawn ahead
+    leased: set[int] = field(default_factory=set)  # jobs whose tokens were taken ahead
     sent: dict[str, set[str]] = field(default_factory=dict)  # job id -> accepted here
 
     def has_twins(self, index: int) -> bool:
