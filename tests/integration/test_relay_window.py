@@ -4,6 +4,7 @@ script keeps on real Redis, and three worker processes held to rate + burst at t
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import redis
 
@@ -109,6 +110,39 @@ class TestWindowScript:
         assert [True, False] == bulk
         assert [True, True, False] == transactional
 
+    def test_a_slowed_bucket_keeps_the_window_of_its_slower_rate(
+        self, settings: Settings, redis_client: redis.Redis
+    ) -> None:
+        """A domain at 40/s, burst 5, slowed to half: its window is 25 grants in 1.2 s, so
+        24 recent grants leave room for one more and 25 none, until 1.2 s after them."""
+        limiter = RateLimiter(redis_client, settings)
+        bucket = replace(_bucket(settings, "40/s", 5), adaptive="slow.example")
+        redis_client.hset(settings.names.redis_key("adaptive"), "slow.example", 0.5)
+        _fill_window(redis_client, bucket, 24, _redis_now_us(redis_client))
+
+        first = limiter.try_take([bucket])
+        second = limiter.try_take([bucket])
+
+        assert first.granted
+        assert not second.granted
+        assert 1.1 < second.wait_seconds <= 1.2
+
+    def test_explain_counts_the_window_in_the_wait(
+        self, settings: Settings, redis_client: redis.Redis
+    ) -> None:
+        """A full bucket whose window is full: the next token is the window's, ~1.1 s away."""
+        limiter = RateLimiter(redis_client, settings)
+        bucket = _bucket(settings, "40/s", 5)
+        _fill_window(redis_client, bucket, 45, _redis_now_us(redis_client))
+
+        factor, wait = limiter.state(bucket)
+        refused = limiter.try_take([bucket])
+
+        assert 1.0 == factor
+        assert 1.0 < wait <= 1.1
+        assert not refused.granted
+        assert abs(refused.wait_seconds - wait) < 0.05
+
 
 class TestRelayWindow:
     def test_three_worker_processes_never_exceed_rate_plus_burst_at_the_relay(
@@ -117,10 +151,10 @@ class TestRelayWindow:
         """3 workers at 40/s, burst 5, 10 runs of 100 jobs, each from a full bucket: no
         1-second window at the relay holds more than 45 arrivals, in any run, no slack.
 
-        With the GCRA alone this test saw 46 on a loaded machine. The window allows sends to differ by up to
-        100 ms from token to end of DATA (4 intervals); what it cannot hold back is a send
-        slower than that beyond the others (a stall): each such message can still add one to
-        the second it lands in.
+        With the GCRA alone this test saw 46 on a loaded machine. The window lets sends differ
+        by up to 100 ms (4 intervals) from token to end of DATA; what it cannot hold back is a
+        send slower than that beyond the others (a stall): each such message can still add
+        one to the second it lands in.
         """
         limited = settings.model_copy(
             update={"rate_limit": Rate.parse(f"{RATE}/s"), "rate_burst": BURST}
