@@ -3,20 +3,19 @@
 -- KEYS[2i-1]   bucket i's GCRA state: its theoretical arrival time, in microseconds
 -- KEYS[2i]     bucket i's recent grants: a list of microsecond times, newest first
 -- KEYS[2n+1]   the hash of adaptive factors (domain -> 0..1)
--- ARGV[6i-5]   emission interval of bucket i at its configured rate, in microseconds
--- ARGV[6i-4]   spare tokens of bucket i for this lane (burst - 1, or less for bulk)
--- ARGV[6i-3]   field of bucket i in the adaptive hash, or "" (a factor < 1 slows it down)
--- ARGV[6i-2]   burst of bucket i
--- ARGV[6i-1]   the fewest spare tokens any lane has in bucket i (bulk's)
--- ARGV[6i]     grants of the window this lane leaves to the others (bulk: 1)
+-- ARGV[5i-4]   emission interval of bucket i at its configured rate, in microseconds
+-- ARGV[5i-3]   spare tokens of bucket i for this lane (burst - 1, or less for bulk)
+-- ARGV[5i-2]   field of bucket i in the adaptive hash, or "" (a factor < 1 slows it down)
+-- ARGV[5i-1]   burst of bucket i
+-- ARGV[5i]     the fewest spare tokens any lane has in bucket i (bulk's)
 --
 -- The window: with count = floor(1 s / interval) + burst (rate + burst), any `count - 1`
 -- intervals (1 s + the tolerance, rounded down to whole intervals) hold at most `count`
--- grants; bulk takes at most `count - 1` of them. The GCRA alone keeps `count` grants
--- within just over 1 s (`count - burst + 1` intervals), so with burst <= 2 the window adds
--- nothing and is skipped. Evenly spaced grants at the full rate never meet it; it makes a
--- burst be paid back within that span, so that sends which reach the relay up to the
--- tolerance later than others cannot lift a second at the relay above rate + burst.
+-- grants. The GCRA alone keeps them within just over 1 s (`count - burst + 1` intervals),
+-- so with burst <= 2 the window adds nothing and is skipped. Evenly spaced grants at the
+-- full rate never meet it (the span holds one grant fewer), so the long-run rate is the
+-- rate; it makes a burst be paid back within that span, so that sends which reach the relay
+-- up to the tolerance later than others cannot lift a second at the relay above rate + burst.
 --
 -- Returns {1, 0, 0} when a token was taken from every bucket, else {0, wait_us, i}: how
 -- long until all of them would conform, and which bucket needs longest. A refused call
@@ -30,13 +29,12 @@ local windows = {}
 local wait = 0
 local blocking = 0
 for i = 1, buckets do
-  local configured = tonumber(ARGV[6 * i - 5])
+  local configured = tonumber(ARGV[5 * i - 4])
   local interval = configured
-  local spare = tonumber(ARGV[6 * i - 4])
-  local field = ARGV[6 * i - 3]
-  local burst = tonumber(ARGV[6 * i - 2])
-  local least = tonumber(ARGV[6 * i - 1])
-  local held = tonumber(ARGV[6 * i])
+  local spare = tonumber(ARGV[5 * i - 3])
+  local field = ARGV[5 * i - 2]
+  local burst = tonumber(ARGV[5 * i - 1])
+  local least = tonumber(ARGV[5 * i])
   if field ~= '' then
     local factor = tonumber(redis.call('HGET', adaptive, field) or 1)
     if factor > 0 and factor < 1 then
@@ -51,7 +49,7 @@ for i = 1, buckets do
   if burst > 2 then
     local count = math.floor(1000000 / interval) + burst
     local span = (count - 1) * interval
-    local oldest = redis.call('LINDEX', KEYS[2 * i], count - held - 1)
+    local oldest = redis.call('LINDEX', KEYS[2 * i], count - 1)
     if oldest and tonumber(oldest) + span > allowed_at then
       -- Held back by the window, not the bucket: the tolerance the bucket regained while
       -- held must not come back as a second burst when the window lets go, so as of then

@@ -90,11 +90,6 @@ class Bucket:
         count = math.floor(_MICROS / interval) + self.burst
         return count, (count - 1) * interval if self.burst > 2 else 0.0
 
-    def held_for(self, lane: Lane) -> int:
-        """Grants of the window this lane leaves unused: bulk leaves one to transactional
-        mail, which so still finds a free place in the window under a bulk backlog."""
-        return 0 if lane is Lane.TRANSACTIONAL else 1
-
     def spare_for(self, lane: Lane) -> int:
         """Tokens beyond the next one this lane may use. Bulk leaves half the burst to
         transactional mail, so under a bulk backlog a transactional job still finds a token
@@ -183,8 +178,8 @@ class RateLimiter:
             return Admission(True, 0.0)
         args: list[int | str] = []
         for bucket in buckets:
-            args += [bucket.interval_us, bucket.spare_for(lane), bucket.adaptive, bucket.burst]
-            args += [bucket.spare_for(Lane.BULK), bucket.held_for(lane)]
+            args += [bucket.interval_us, bucket.spare_for(lane), bucket.adaptive]
+            args += [bucket.burst, bucket.spare_for(Lane.BULK)]
         keys = [key for bucket in buckets for key in (bucket.key, bucket.recent_key)]
         keys.append(self._adaptive_key)
         try:
