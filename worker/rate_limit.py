@@ -93,7 +93,8 @@ class Bucket:
     def spare_for(self, lane: Lane) -> int:
         """Tokens beyond the next one this lane may use. Bulk leaves half the burst to
         transactional mail, so under a bulk backlog a transactional job still finds a token
-        at once; the bucket's ceiling (rate + burst) is the same for both."""
+        at once (unless bulk has just filled the window: then at its next free place); the
+        bucket's ceiling (rate + burst) is the same for both."""
         if lane is Lane.TRANSACTIONAL:
             return self.burst - 1
         return self.burst - self.burst // 2 - 1
