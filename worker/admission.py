@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from enum import Enum
 
+import structlog
+
 from mailfleet.shared.job import EmailJob, Lane
 from mailfleet.shared.relays import Relay
 from mailfleet.worker.delivery import Delivery, Inbox
@@ -22,6 +24,8 @@ from mailfleet.worker.fail_closed import FailClosed
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.rate_limit import Admission as TokenAnswer
 from mailfleet.worker.rate_limit import Bucket, RateLimiter
+
+log = structlog.get_logger("mailfleet.worker")
 
 
 class Admit(Enum):
@@ -73,6 +77,11 @@ class Admission:
                 break
             if admission.granted:
                 self._metrics.token_wait_seconds.observe(time.monotonic() - started)
+                # When the token was taken, on Redis's clock: with the relay's arrival time it
+                # gives a send's token-to-relay time, which the limit's bound depends on.
+                log.debug(
+                    "token_taken", job_id=delivery.properties.message_id, at_us=admission.at_us
+                )
                 return Admit.GRANTED
             parked = self._park_or_wait(delivery, admission)
             if parked is not None:

@@ -17,9 +17,9 @@
 -- rate; it makes a burst be paid back within that span, so that sends which reach the relay
 -- up to the tolerance later than others cannot lift a second at the relay above rate + burst.
 --
--- Returns {1, 0, 0} when a token was taken from every bucket, else {0, wait_us, i}: how
--- long until all of them would conform, and which bucket needs longest. A refused call
--- changes nothing.
+-- Returns {1, 0, 0, now} when a token was taken from every bucket, else {0, wait_us, i, now}:
+-- how long until all of them would conform, and which bucket needs longest; `now` is the
+-- script's clock in microseconds. A refused call changes nothing.
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
 local buckets = (#KEYS - 1) / 2
@@ -70,7 +70,7 @@ for i = 1, buckets do
   new_tats[i] = tat + interval
 end
 if wait > 0 then
-  return {0, math.ceil(wait), blocking}
+  return {0, math.ceil(wait), blocking, now}
 end
 for i = 1, buckets do
   local ttl_ms = math.ceil((new_tats[i] - now) / 1000) + 1000
@@ -82,4 +82,4 @@ for i = 1, buckets do
     redis.call('PEXPIRE', recent, math.ceil(windows[i][2] / 1000) + 1000)
   end
 end
-return {1, 0, 0}
+return {1, 0, 0, now}

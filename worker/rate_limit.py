@@ -114,6 +114,7 @@ class Admission:
     granted: bool
     wait_seconds: float
     blocking: Bucket | None = None  # the bucket that needs the longest wait
+    at_us: int = 0  # Redis's clock when the script answered (0: no bucket, no script)
 
 
 class RateLimiter:
@@ -184,11 +185,11 @@ class RateLimiter:
         keys = [key for bucket in buckets for key in (bucket.key, bucket.recent_key)]
         keys.append(self._adaptive_key)
         try:
-            granted, wait_us, blocking = self._script(keys=keys, args=args)
+            granted, wait_us, blocking, now_us = self._script(keys=keys, args=args)
         except REDIS_DOWN as exc:
             raise RedisUnavailable(f"cannot reach the rate limiter: {exc}") from exc
         blocker = buckets[int(blocking) - 1] if blocking else None
-        return Admission(bool(granted), int(wait_us) / _MICROS, blocker)
+        return Admission(bool(granted), int(wait_us) / _MICROS, blocker, int(now_us))
 
     def state(self, bucket: Bucket) -> tuple[float, float]:
         """``(factor, seconds until a token)``: the adaptive factor of ``bucket`` (1.0 when
