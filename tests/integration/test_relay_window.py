@@ -1,8 +1,10 @@
 """The rate limit where the relay counts, at the end of each message's DATA: the window the
-script keeps on real Redis, and three worker processes held to rate + burst at the relay."""
+script keeps on real Redis, and three worker processes held to rate + burst at the relay,
+within the send-time allowance the window gives."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import replace
 
@@ -143,39 +145,53 @@ class TestWindowScript:
         assert abs(refused.wait_seconds - wait) < 0.05
 
 
+def _tokens_taken(logs: list[str]) -> dict[str, float]:
+    """Job id -> when its token was taken (Redis's clock, seconds), from the workers' logs."""
+    taken = {}
+    for line in (line for log in logs for line in log.splitlines()):
+        if '"token_taken"' in line:
+            event = json.loads(line)
+            taken[event["job_id"]] = event["at_us"] / 1e6
+    return taken
+
+
 class TestRelayWindow:
-    def test_three_worker_processes_never_exceed_rate_plus_burst_at_the_relay(
+    def test_three_worker_processes_hold_rate_plus_burst_at_the_relay(
         self, settings: Settings, producer: Producer, smtp_server: SmtpSink
     ) -> None:
         """3 workers at 40/s, burst 5, 10 runs of 100 jobs, each from a full bucket: no
-        1-second window at the relay holds more than 45 arrivals, in any run, no slack.
+        1-second window at the relay holds more than 45 of the messages that reached it
+        within 100 ms of the fastest send (token to end of DATA), no slack; so a run in which
+        no send was slower than that has at most 45 in any second, and each slower message
+        adds at most one to the second it lands in.
 
-        With the GCRA alone this test saw 46 on a loaded machine. The window lets sends differ
-        by up to 100 ms (4 intervals) from token to end of DATA; what it cannot hold back is a
-        send slower than that beyond the others (a stall): each such message can still add
-        one to the second it lands in.
+        That allowance is the window's (4 intervals: 1.1 s hold 45 grants); the limiter does
+        not learn when the relay counted, so a stalled send is the one thing it cannot hold
+        back. With the GCRA alone the allowance was one interval, and this test saw 46.
         """
         limited = settings.model_copy(
-            update={"rate_limit": Rate.parse(f"{RATE}/s"), "rate_burst": BURST}
+            update={
+                "rate_limit": Rate.parse(f"{RATE}/s"),
+                "rate_burst": BURST,
+                "log_level": "DEBUG",  # the token_taken events
+            }
         )
+        allowance = Bucket("global", "global", Rate.parse(f"{RATE}/s"), BURST).spread_us / 1e6
         workers = [WorkerProcess(limited) for _ in range(3)]
-        maxima: list[int] = []  # per run
-        means: list[float] = []  # per run, first to last arrival, the burst included
+        firsts: list[int] = []  # index of each run's first message at the relay
         ledger = DeliveryLedger()
         try:
             for worker in workers:
                 assert wait_until(lambda w=worker: "worker_started" in w.log(), 30), worker.log()
             for run in range(RUNS):
                 time.sleep(IDLE)
-                before = smtp_server.count
+                firsts.append(smtp_server.count)
                 jobs = (make_job(n) for n in range(run * JOBS, (run + 1) * JOBS))
                 ledger.confirmed |= set(producer.publish_many(jobs))
-                assert smtp_server.wait_for(before + JOBS, timeout=30), f"run {run}"
-                arrivals = [message.received_at for message in smtp_server.messages[before:]]
-                maxima.append(max_in_any_window(arrivals))
-                means.append((len(arrivals) - 1) / (max(arrivals) - min(arrivals)))
+                assert smtp_server.wait_for(firsts[-1] + JOBS, timeout=30), f"run {run}"
             for worker in workers:
                 assert 0 == worker.terminate(timeout=30), worker.log()
+            taken = _tokens_taken([worker.log() for worker in workers])
         finally:
             for worker in workers:
                 worker.stop()
@@ -183,7 +199,24 @@ class TestRelayWindow:
         ledger.record_relay(smtp_server)
         assert set() == ledger.lost
         assert {} == ledger.duplicates
-        everything = [message.received_at for message in smtp_server.messages]
-        assert max(maxima) <= RATE + BURST, maxima
-        assert max_in_any_window(everything) <= RATE + BURST, maxima
+        messages = smtp_server.messages
+        assert all(message.job_id in taken for message in messages)
+        sends = [message.received_at - taken[str(message.job_id)] for message in messages]
+        fastest = min(sends)
+        runs = [slice(first, first + JOBS) for first in firsts]
+        arrivals = [[m.received_at for m in messages[run]] for run in runs]
+        late = [sum(send > fastest + allowance for send in sends[run]) for run in runs]
+        maxima = [max_in_any_window(times) for times in arrivals]
+        on_time = [
+            message.received_at
+            for message, send in zip(messages, sends, strict=True)
+            if send <= fastest + allowance
+        ]
+        report = f"max per second {maxima}, sends over the allowance {late}"
+
+        assert max_in_any_window(on_time) <= RATE + BURST, report  # the bound
+        for maximum, slow in zip(maxima, late, strict=True):
+            assert maximum <= RATE + BURST + slow, report
+        assert max(maxima) >= RATE + BURST - 1, report  # the runs did fill the window
+        means = [(len(times) - 1) / (max(times) - min(times)) for times in arrivals]
         assert min(means) >= RATE * 0.9, means  # held to the limit, not starved
