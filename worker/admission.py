@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+import structlog
+
 from mailfleet.shared.errors import RedisUnavailable
 from mailfleet.shared.job import EmailJob, Lane
 from mailfleet.shared.relays import Relay
@@ -24,6 +26,8 @@ from mailfleet.worker.fail_closed import FailClosed
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.rate_limit import Admission as TokenAnswer
 from mailfleet.worker.rate_limit import Bucket, RateLimiter
+
+log = structlog.get_logger("mailfleet.worker")
 
 
 class Admit(Enum):
@@ -78,12 +82,12 @@ class Admission:
         if self._known_busy_until(buckets) > time.monotonic():
             return False
         try:
-            granted = self._limiter.try_take(buckets, delivery.lane).granted
+            admission = self._limiter.try_take(buckets, delivery.lane)
         except RedisUnavailable:
             return False  # the ordinary path holds the job until Redis is back
-        if granted:
-            self._metrics.token_wait_seconds.observe(0.0)
-        return granted
+        if admission.granted:
+            self._granted(delivery, admission, 0.0)
+        return admission.granted
 
     def lease(self, jobs: Sequence[tuple[Delivery, EmailJob, list[str]]]) -> list[bool]:
         """For a sender's batch, ahead of the sends: take each job's tokens now if they are
@@ -105,9 +109,9 @@ class Admission:
         except RedisUnavailable:
             return granted  # the ordinary path holds the jobs until Redis is back
         for (index, _, _), answer in zip(wanted, answers, strict=True):
-            granted[index] = answer
-            if answer:
-                self._metrics.token_wait_seconds.observe(0.0)
+            granted[index] = answer.granted
+            if answer.granted:
+                self._granted(jobs[index][0], answer, 0.0)
         return granted
 
     def _wait_for_tokens(self, delivery: Delivery, buckets: list[Bucket]) -> Admit | Parked:
@@ -117,7 +121,7 @@ class Admission:
             if admission is None:
                 break
             if admission.granted:
-                self._metrics.token_wait_seconds.observe(time.monotonic() - started)
+                self._granted(delivery, admission, time.monotonic() - started)
                 return Admit.GRANTED
             parked = self._park_or_wait(delivery, admission)
             if parked is not None:
@@ -138,6 +142,12 @@ class Admission:
         else:
             self._stopping.wait(wait)
         return None
+
+    def _granted(self, delivery: Delivery, admission: TokenAnswer, waited: float) -> None:
+        self._metrics.token_wait_seconds.observe(waited)
+        # When the token was taken, on Redis's clock: with the relay's arrival time it gives
+        # a send's token-to-relay time, which the limit's bound depends on.
+        log.debug("token_taken", job_id=delivery.properties.message_id, at_us=admission.at_us)
 
     def _known_busy_until(self, buckets: list[Bucket]) -> float:
         with self._lock:

@@ -1,33 +1,68 @@
--- GCRA over several buckets at once, all or nothing, on Redis's own clock.
--- KEYS[1..n]   the buckets; KEYS[n+1] the hash of adaptive factors (domain -> 0..1)
--- ARGV[3i-2]   emission interval of bucket i at its configured rate, in microseconds
--- ARGV[3i-1]   spare tokens of bucket i (burst - 1)
--- ARGV[3i]     field of bucket i in the adaptive hash, or "" (a factor < 1 slows it down)
--- Returns {1, 0, 0} when a token was taken from every bucket, else {0, wait_us, i}: how
--- long until all of them would conform, and which bucket needs longest. A refused call
--- changes nothing.
+-- GCRA over several buckets at once, all or nothing, on Redis's own clock, plus a sliding
+-- window per bucket that keeps the promise where the relay counts (the end of DATA).
+-- KEYS[2i-1]   bucket i's GCRA state: its theoretical arrival time, in microseconds
+-- KEYS[2i]     bucket i's recent grants: a list of microsecond times, newest first
+-- KEYS[2n+1]   the hash of adaptive factors (domain -> 0..1)
+-- ARGV[5i-4]   emission interval of bucket i at its configured rate, in microseconds
+-- ARGV[5i-3]   spare tokens of bucket i for this lane (burst - 1, or less for bulk)
+-- ARGV[5i-2]   field of bucket i in the adaptive hash, or "" (a factor < 1 slows it down)
+-- ARGV[5i-1]   burst of bucket i
+-- ARGV[5i]     the fewest spare tokens any lane has in bucket i (bulk's)
+--
+-- The window: with count = floor(1 s / interval) + burst (rate + burst), any `count - 1`
+-- intervals (1 s + the tolerance, rounded down to whole intervals) hold at most `count`
+-- grants. The GCRA alone keeps them within just over 1 s (`count - burst + 1` intervals),
+-- so with burst <= 2 the window adds nothing and is skipped. Evenly spaced grants at the
+-- full rate never meet it (the span holds one grant fewer), so the long-run rate is the
+-- rate; it makes a burst be paid back within that span, so that sends which reach the relay
+-- up to the tolerance later than others cannot lift a second at the relay above rate + burst.
+--
+-- Returns {1, 0, 0, now} when a token was taken from every bucket, else {0, wait_us, i, now}:
+-- how long until all of them would conform, and which bucket needs longest; `now` is the
+-- script's clock in microseconds. A refused call changes nothing.
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
-local buckets = #KEYS - 1
+local buckets = (#KEYS - 1) / 2
 local adaptive = KEYS[#KEYS]
 local new_tats = {}
+local windows = {}
 local wait = 0
 local blocking = 0
 for i = 1, buckets do
-  local interval = tonumber(ARGV[3 * i - 2])
-  local spare = tonumber(ARGV[3 * i - 1])
-  local field = ARGV[3 * i]
+  local configured = tonumber(ARGV[5 * i - 4])
+  local interval = configured
+  local spare = tonumber(ARGV[5 * i - 3])
+  local field = ARGV[5 * i - 2]
+  local burst = tonumber(ARGV[5 * i - 1])
+  local least = tonumber(ARGV[5 * i])
   if field ~= '' then
     local factor = tonumber(redis.call('HGET', adaptive, field) or 1)
     if factor > 0 and factor < 1 then
       interval = interval / factor
     end
   end
-  local tat = tonumber(redis.call('GET', KEYS[i]) or now)
+  local tat = tonumber(redis.call('GET', KEYS[2 * i - 1]) or now)
   if tat < now then
     tat = now
   end
   local allowed_at = tat - spare * interval
+  if burst > 2 then
+    local count = math.floor(1000000 / interval) + burst
+    local span = (count - 1) * interval
+    local oldest = redis.call('LINDEX', KEYS[2 * i], count - 1)
+    if oldest and tonumber(oldest) + span > allowed_at then
+      -- Held back by the window, not the bucket: the tolerance the bucket regained while
+      -- held must not come back as a second burst when the window lets go, so as of then
+      -- the bucket counts as spent down to what every lane leaves (bulk's spare), and
+      -- transactional mail keeps its reserve.
+      allowed_at = tonumber(oldest) + span
+      if tat < allowed_at + least * interval then
+        tat = allowed_at + least * interval
+      end
+    end
+    -- keep as many grants as the configured (fastest) rate needs
+    windows[i] = {math.floor(1000000 / configured) + burst, span}
+  end
   if allowed_at > now and allowed_at - now > wait then
     wait = allowed_at - now
     blocking = i
@@ -35,10 +70,16 @@ for i = 1, buckets do
   new_tats[i] = tat + interval
 end
 if wait > 0 then
-  return {0, math.ceil(wait), blocking}
+  return {0, math.ceil(wait), blocking, now}
 end
 for i = 1, buckets do
   local ttl_ms = math.ceil((new_tats[i] - now) / 1000) + 1000
-  redis.call('SET', KEYS[i], string.format('%.0f', new_tats[i]), 'PX', ttl_ms)
+  redis.call('SET', KEYS[2 * i - 1], string.format('%.0f', new_tats[i]), 'PX', ttl_ms)
+  if windows[i] then
+    local recent = KEYS[2 * i]
+    redis.call('LPUSH', recent, string.format('%.0f', now))
+    redis.call('LTRIM', recent, 0, windows[i][1] - 1)
+    redis.call('PEXPIRE', recent, math.ceil(windows[i][2] / 1000) + 1000)
+  end
 end
-return {1, 0, 0}
+return {1, 0, 0, now}

@@ -3,6 +3,11 @@
 The algorithm lives in ``rate_limit.lua`` (one script, Redis's clock, all or nothing); this
 module only names the buckets a job needs and calls the script. Every worker of a
 namespace shares the same buckets, so the limit holds however many replicas run.
+
+The relay counts a message when its transaction ends, a send's duration after the token was
+taken. So besides the GCRA each bucket keeps a sliding window of its recent grants a little
+longer than a second (see :class:`Bucket`): sends may then reach the relay that much apart
+in time and still no second there holds more than rate + burst.
 """
 
 from __future__ import annotations
@@ -31,8 +36,13 @@ _MICROS = 1_000_000
 class Bucket:
     """One limit: ``rate``, holding at most ``burst`` tokens at once, stored at ``key``.
 
-    So in any one-second window at most ``rate + burst`` tokens are handed out, and with
-    ``burst`` 1 the tokens are evenly spaced.
+    Tokens come from a GCRA: up to ``burst`` at once, refilled at ``rate``; with ``burst`` 1
+    they are evenly spaced. On top of it any :attr:`window_us` (one second plus the
+    tolerance, rounded down to whole intervals) holds at most :attr:`window_count` grants
+    (rate + burst): a burst is paid back within that span. So a second at the relay holds at
+    most rate + burst messages as long as no send takes more than :attr:`spread_us` longer
+    from its token to the end of DATA than another; each message that took longer can add
+    one to the second it lands in.
     """
 
     key: str
@@ -50,10 +60,42 @@ class Bucket:
     def tolerance_us(self) -> int:
         return (self.burst - 1) * self.interval_us
 
+    @property
+    def recent_key(self) -> str:
+        """The list of this bucket's recent grants (its window), newest first."""
+        return f"{self.key}:recent"
+
+    @property
+    def window_count(self) -> int:
+        """Rate + burst, rounded down: the most grants (and relay arrivals) in one second."""
+        return self.window_at(1.0)[0]
+
+    @property
+    def window_us(self) -> int:
+        """The span that holds at most :attr:`window_count` grants; 0 for no window (burst
+        <= 2: the GCRA alone keeps them as far apart)."""
+        return round(self.window_at(1.0)[1])
+
+    @property
+    def spread_us(self) -> int:
+        """How much longer than another's a send may take from its token to the end of DATA
+        without lifting a second at the relay above :attr:`window_count`: the span that
+        holds at most that many grants, less the second."""
+        count = self.window_count
+        span = self.window_us or (count - self.burst + 1) * self.interval_us
+        return span - _MICROS
+
+    def window_at(self, factor: float) -> tuple[int, float]:
+        """``(count, span_us)`` of the window at ``factor`` of the rate, as the script has it."""
+        interval = self.interval_us / factor
+        count = math.floor(_MICROS / interval) + self.burst
+        return count, (count - 1) * interval if self.burst > 2 else 0.0
+
     def spare_for(self, lane: Lane) -> int:
         """Tokens beyond the next one this lane may use. Bulk leaves half the burst to
         transactional mail, so under a bulk backlog a transactional job still finds a token
-        at once; the bucket's ceiling (rate + burst) is the same for both."""
+        at once (unless bulk has just filled the window: then at its next free place); the
+        bucket's ceiling (rate + burst) is the same for both."""
         if lane is Lane.TRANSACTIONAL:
             return self.burst - 1
         return self.burst - self.burst // 2 - 1
@@ -73,6 +115,7 @@ class Admission:
     granted: bool
     wait_seconds: float
     blocking: Bucket | None = None  # the bucket that needs the longest wait
+    at_us: int = 0  # Redis's clock when the script answered (0: no bucket, no script)
 
 
 class RateLimiter:
@@ -143,13 +186,12 @@ class RateLimiter:
             return Admission(True, 0.0)
         keys, args = self._arguments(buckets, lane)
         try:
-            granted, wait_us, blocking = self._script(keys=keys, args=args)
+            answer = self._script(keys=keys, args=args)
         except REDIS_DOWN as exc:
             raise RedisUnavailable(f"cannot reach the rate limiter: {exc}") from exc
-        blocker = buckets[int(blocking) - 1] if blocking else None
-        return Admission(bool(granted), int(wait_us) / _MICROS, blocker)
+        return _admission(buckets, answer)
 
-    def try_take_many(self, requests: Sequence[tuple[list[Bucket], Lane]]) -> list[bool]:
+    def try_take_many(self, requests: Sequence[tuple[list[Bucket], Lane]]) -> list[Admission]:
         """:meth:`try_take` for several jobs in one round trip (the script calls pipelined,
         each all or nothing, in order): whether each got its tokens."""
         if not requests:
@@ -162,31 +204,48 @@ class RateLimiter:
             answers = pipeline.execute()
         except redis.exceptions.NoScriptError:
             # Not loaded (a restarted Redis): nothing ran. Load it through one plain call.
-            return [self.try_take(buckets, lane).granted for buckets, lane in requests]
+            return [self.try_take(buckets, lane) for buckets, lane in requests]
         except REDIS_DOWN as exc:
             raise RedisUnavailable(f"cannot reach the rate limiter: {exc}") from exc
-        return [bool(answer[0]) for answer in answers]
+        return [
+            _admission(buckets, answer)
+            for (buckets, _), answer in zip(requests, answers, strict=True)
+        ]
 
     def _arguments(self, buckets: list[Bucket], lane: Lane) -> tuple[list[str], list[int | str]]:
         """The script's keys and arguments for taking one token from each of ``buckets``."""
         args: list[int | str] = []
         for bucket in buckets:
             args += [bucket.interval_us, bucket.spare_for(lane), bucket.adaptive]
-        return [bucket.key for bucket in buckets] + [self._adaptive_key], args
+            args += [bucket.burst, bucket.spare_for(Lane.BULK)]
+        keys = [key for bucket in buckets for key in (bucket.key, bucket.recent_key)]
+        return [*keys, self._adaptive_key], args
 
     def state(self, bucket: Bucket) -> tuple[float, float]:
         """``(factor, seconds until a token)``: the adaptive factor of ``bucket`` (1.0 when
-        it does not adapt) and how long until it would grant one now."""
+        it does not adapt) and how long until it would grant a transactional job one now."""
         try:
             now_s, now_us = self._client.time()
             raw = self._client.get(bucket.key)
             factor_raw = (
                 self._client.hget(self._adaptive_key, bucket.adaptive) if bucket.adaptive else None
             )
+            factor = float(factor_raw) if factor_raw is not None else 1.0
+            effective = factor if 0 < factor < 1 else 1.0  # as the script reads it
+            count, span = bucket.window_at(effective)
+            oldest = self._client.lindex(bucket.recent_key, count - 1) if span else None
         except REDIS_DOWN as exc:
             raise RedisUnavailable(f"cannot reach the rate limiter: {exc}") from exc
-        factor = float(factor_raw) if factor_raw is not None else 1.0
         now = now_s * _MICROS + now_us
         tat = int(raw) if raw is not None else now
-        tolerance = bucket.tolerance_us / factor
-        return factor, max(0.0, tat - tolerance - now) / _MICROS
+        allowed_at = tat - bucket.tolerance_us / effective
+        if oldest is not None:
+            allowed_at = max(allowed_at, int(oldest) + span)
+        return factor, max(0.0, allowed_at - now) / _MICROS
+
+
+def _admission(buckets: list[Bucket], answer: list[int]) -> Admission:
+    """The script's answer ``{granted, wait_us, blocking bucket, Redis's clock}``."""
+    granted, wait_us, blocking, now_us = answer
+    blocker = buckets[int(blocking) - 1] if blocking else None
+    return Admission(bool(granted), int(wait_us) / _MICROS, blocker, int(now_us))
