@@ -37,17 +37,24 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
 import pika
 import pika.exceptions
-from bench_throughput import HOST, Counter, PhaseCount, Relay, SmtpSinkRelay, find_smtp_sink
+from bench_throughput import (
+    HOST,
+    Counter,
+    PhaseCount,
+    Relay,
+    SmtpSinkRelay,
+    find_smtp_sink,
+    log_dir,
+)
 
 from mailfleet.producer.connection import open_connection
 from mailfleet.producer.namespace import remove_namespace
@@ -602,16 +609,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-@contextlib.contextmanager
-def log_dir(path: Path | None) -> Iterator[Path]:
-    if path is not None:
-        path.mkdir(parents=True, exist_ok=True)
-        yield path
-        return
-    with tempfile.TemporaryDirectory(prefix="mailfleet-peers-") as directory:
-        yield Path(directory)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     load = " ".join(f"{value:.2f}" for value in os.getloadavg())
@@ -622,7 +619,7 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     runs: list[Run] = []
-    with log_dir(args.logs) as logs:
+    with log_dir(args.logs, "mailfleet-peers-") as logs:
         for number in range(1, args.rounds + 1):
             for name in CONTENDERS:
                 run = run_one(name, number, args, logs)

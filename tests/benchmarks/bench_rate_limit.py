@@ -36,14 +36,13 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from bench_throughput import log_dir  # the benchmarks run as scripts from this folder
 from kombu.connection import Connection
 
 from mailfleet.producer.connection import open_connection
@@ -464,23 +463,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-@contextlib.contextmanager
-def log_dir(path: Path | None) -> Iterator[Path]:
-    if path is not None:
-        path.mkdir(parents=True, exist_ok=True)
-        yield path
-        return
-    with tempfile.TemporaryDirectory(prefix="mailfleet-bench-rl-") as directory:
-        yield Path(directory)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     burst = args.burst or default_burst(Rate.parse(f"{args.rate}/s"))
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     print(f"rate limit {args.rate}/s, burst {burst}; load average before: {load}", flush=True)
     runs: list[Run] = []
-    with log_dir(args.logs) as logs:
+    with log_dir(args.logs, "mailfleet-bench-rl-") as logs:
         for count in args.workers:
             runs.append(run_one(args, count, logs))
     print_report(runs, args, burst)

@@ -712,12 +712,13 @@ def print_report(report: Report, settings: Settings, args: argparse.Namespace) -
 
 
 @contextlib.contextmanager
-def log_dir(path: Path | None) -> Iterator[Path]:
+def log_dir(path: Path | None, prefix: str = "mailfleet-bench-") -> Iterator[Path]:
+    """``path`` (created), or a temporary directory removed afterwards: where logs go."""
     if path is not None:
         path.mkdir(parents=True, exist_ok=True)
         yield path
         return
-    with tempfile.TemporaryDirectory(prefix="mailfleet-bench-") as directory:
+    with tempfile.TemporaryDirectory(prefix=prefix) as directory:
         yield Path(directory)
 
 

@@ -11,6 +11,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -222,3 +224,14 @@ class DeliveryLedger:
     @property
     def duplicates(self) -> dict[str, int]:
         return {job_id: count for job_id, count in self.accepted.items() if count > 1}
+
+
+def http_get(port: int, path: str) -> tuple[int, str]:
+    """GET ``path`` on a local port: (status, body), or (0, why) while nothing listens."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+    except urllib.error.URLError as error:  # not listening (yet)
+        return 0, str(error)

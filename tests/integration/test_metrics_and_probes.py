@@ -3,27 +3,14 @@ Redis or the broker goes away."""
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
-
 from pydantic import SecretStr
 
 from mailfleet.producer.publisher import Producer
 from mailfleet.producer.sink import SmtpSink, free_port
 from mailfleet.shared.settings import Settings
-from tests.integration.helpers import WorkerThread, make_job, wait_until
+from tests.integration.helpers import WorkerThread, http_get, make_job, wait_until
 from tests.integration.outages import TcpProxy, own_redis
 from tests.integration.relays import ScriptedReplies
-
-
-def _get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-    except urllib.error.URLError as error:  # not listening (yet)
-        return 0, str(error)
 
 
 def _sample(text: str, line_start: str) -> float | None:
@@ -45,8 +32,8 @@ class TestMetricsEndpoint:
         port = free_port()
         replies.script("bad@example.org", "550 5.1.1 no such user")
         worker = WorkerThread(settings.model_copy(update={"metrics_port": port}))
-        assert wait_until(lambda: _get(port, "/healthz")[0] == 200, timeout=10)
-        before = _get(port, "/metrics")[1]
+        assert wait_until(lambda: http_get(port, "/healthz")[0] == 200, timeout=10)
+        before = http_get(port, "/metrics")[1]
         assert (
             _sample(before, 'mailfleet_jobs_total{lane="transactional",outcome="delivered"}')
             is None
@@ -57,7 +44,7 @@ class TestMetricsEndpoint:
         assert wait_until(lambda: smtp_server.count == 5, timeout=20)
 
         def scraped(name: str) -> float | None:
-            return _sample(_get(port, "/metrics")[1], name)
+            return _sample(http_get(port, "/metrics")[1], name)
 
         delivered = 'mailfleet_jobs_total{lane="transactional",outcome="delivered"}'
         assert wait_until(lambda: scraped(delivered) == 5.0, timeout=5)
@@ -68,7 +55,7 @@ class TestMetricsEndpoint:
         assert 1.0 == scraped('mailfleet_smtp_replies_total{code="550"}')
         assert 5.0 <= (scraped("mailfleet_send_seconds_count") or 0)
         assert 1.0 == scraped("mailfleet_ready")
-        assert (200, "broker ok\nredis ok\nconsuming ok\n") == _get(port, "/readyz")
+        assert (200, "broker ok\nredis ok\nconsuming ok\n") == http_get(port, "/readyz")
         assert 0 == worker.stop()
 
 
@@ -82,15 +69,15 @@ class TestReadinessProbe:
                     update={"metrics_port": port, "redis_url": SecretStr(server.url)}
                 )
             )
-            assert wait_until(lambda: _get(port, "/readyz")[0] == 200, timeout=10)
+            assert wait_until(lambda: http_get(port, "/readyz")[0] == 200, timeout=10)
 
             server.stop()
-            assert wait_until(lambda: _get(port, "/readyz")[0] == 503, timeout=10)
-            assert "redis FAIL" in _get(port, "/readyz")[1]
-            assert 200 == _get(port, "/healthz")[0]
+            assert wait_until(lambda: http_get(port, "/readyz")[0] == 503, timeout=10)
+            assert "redis FAIL" in http_get(port, "/readyz")[1]
+            assert 200 == http_get(port, "/healthz")[0]
 
             server.start()
-            assert wait_until(lambda: _get(port, "/readyz")[0] == 200, timeout=10)
+            assert wait_until(lambda: http_get(port, "/readyz")[0] == 200, timeout=10)
             assert 0 == worker.stop()
 
     def test_readyz_fails_while_the_broker_is_unreachable_and_the_worker_reconnects(
@@ -106,15 +93,15 @@ class TestReadinessProbe:
             worker = WorkerThread(
                 settings.model_copy(update={"metrics_port": port, "amqp_url": SecretStr(proxied)})
             )
-            assert wait_until(lambda: _get(port, "/readyz")[0] == 200, timeout=10)
+            assert wait_until(lambda: http_get(port, "/readyz")[0] == 200, timeout=10)
 
             proxy.cut()
-            assert wait_until(lambda: _get(port, "/readyz")[0] == 503, timeout=15)
-            assert "broker FAIL" in _get(port, "/readyz")[1]
+            assert wait_until(lambda: http_get(port, "/readyz")[0] == 503, timeout=15)
+            assert "broker FAIL" in http_get(port, "/readyz")[1]
             producer.publish_many([make_job(n) for n in range(10)])
 
             proxy.restore()
-            assert wait_until(lambda: _get(port, "/readyz")[0] == 200, timeout=30)
+            assert wait_until(lambda: http_get(port, "/readyz")[0] == 200, timeout=30)
             assert wait_until(lambda: smtp_server.count == 10, timeout=30)
             assert 0 == worker.stop()
         finally:

@@ -9,8 +9,6 @@ import json
 import os
 import signal
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -24,7 +22,7 @@ from mailfleet.producer.sink import SmtpSink, free_port
 from mailfleet.shared.job import Lane
 from mailfleet.shared.settings import Settings
 from mailfleet.worker.supervisor import KILL_MARGIN
-from tests.integration.helpers import DeliveryLedger, WorkerProcess, make_job, wait_until
+from tests.integration.helpers import DeliveryLedger, WorkerProcess, http_get, make_job, wait_until
 
 
 @pytest.fixture
@@ -33,16 +31,6 @@ def groups() -> Iterator[list[WorkerProcess]]:
     yield started
     for group in started:
         group.stop()  # SIGKILL to the parent; its children get SIGTERM from the kernel
-
-
-def _get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-    except urllib.error.URLError as error:  # not listening (yet)
-        return 0, str(error)
 
 
 def _events(group: WorkerProcess, name: str) -> list[dict[str, Any]]:
@@ -67,7 +55,7 @@ def _samples(port: int, name: str) -> dict[str, float]:
     """The group's samples called ``name`` (only ``outcome="delivered"`` ones where there is
     an outcome), summed by their ``process`` label."""
     found: dict[str, float] = {}
-    for family in text_string_to_metric_families(_get(port, "/metrics")[1]):
+    for family in text_string_to_metric_families(http_get(port, "/metrics")[1]):
         for sample in family.samples:
             if sample.name == name and sample.labels.get("outcome", "delivered") == "delivered":
                 process = sample.labels["process"]
@@ -114,11 +102,11 @@ class TestProcessGroup:
             settings.model_copy(update={"metrics_port": port}), "--processes", "2"
         )
         groups.append(group)
-        assert wait_until(lambda: _get(port, "/readyz")[0] == 200, timeout=20), group.log()
-        assert (200, "process 0 ok\nprocess 1 ok\n") == _get(port, "/readyz")
+        assert wait_until(lambda: http_get(port, "/readyz")[0] == 200, timeout=20), group.log()
+        assert (200, "process 0 ok\nprocess 1 ok\n") == http_get(port, "/readyz")
         pids = _children(group)
         assert [0, 1] == sorted(pids)
-        assert (200, f"process 0 ok (pid {pids[0]})\nprocess 1 ok (pid {pids[1]})\n") == _get(
+        assert (200, f"process 0 ok (pid {pids[0]})\nprocess 1 ok (pid {pids[1]})\n") == http_get(
             port, "/healthz"
         )
 
@@ -136,7 +124,7 @@ class TestProcessGroup:
         assert {"0", "1"} == set(by_process), by_process
         assert all(count > 0 for count in by_process.values()), by_process
         assert {"0": 1.0, "1": 1.0} == _samples(port, "mailfleet_ready")
-        metrics = _get(port, "/metrics")[1]
+        metrics = http_get(port, "/metrics")[1]
         assert 1 == metrics.count("# TYPE mailfleet_jobs_total counter")  # one family, merged
 
         assert 0 == group.terminate(timeout=settings.shutdown_grace + KILL_MARGIN + 3), group.log()
@@ -190,7 +178,7 @@ class TestProcessGroup:
             settings.model_copy(update={"metrics_port": port}), "--processes", "2"
         )
         groups.append(group)
-        assert wait_until(lambda: _get(port, "/readyz")[0] == 200, timeout=20), group.log()
+        assert wait_until(lambda: http_get(port, "/readyz")[0] == 200, timeout=20), group.log()
         confirmed = set(producer.publish_many(make_job(n) for n in range(300)))
         assert wait_until(lambda: smtp_server.count >= 50, timeout=60), group.log()
 
@@ -199,7 +187,7 @@ class TestProcessGroup:
         assert wait_until(lambda: _children(group)[0] != victim, timeout=10), group.log()
         [died] = _events(group, "worker_process_died")
         assert (0, victim, "SIGKILL") == (died["process"], died["pid"], died["signal"])
-        assert wait_until(lambda: _get(port, "/readyz")[0] == 200, timeout=20), group.log()
+        assert wait_until(lambda: http_get(port, "/readyz")[0] == 200, timeout=20), group.log()
 
         confirmed |= set(producer.publish_many(make_job(n) for n in range(300, 400)))
         assert wait_until(lambda: len({m.job_id for m in smtp_server.messages}) >= 400, timeout=60)
