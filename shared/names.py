@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from mailfleet.shared.durations import format_duration
 from mailfleet.shared.job import Lane
 
-# Message headers (DESIGN.md).
+# Message headers (documented in the README's "Broker topology").
 ATTEMPT = "x-mailfleet-attempt"
 REASON = "x-mailfleet-reason"
 ERROR = "x-mailfleet-error"

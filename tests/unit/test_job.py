@@ -1,4 +1,4 @@
-"""The email job schema (DESIGN.md, "The email job"): every rule of the wire contract."""
+"""The email job schema (the README's "The job"): every rule of the wire contract."""
 
 # STYLE.md asks for `assert expected == actual`; ruff's SIM300 wants the reverse.
 

@@ -1,4 +1,4 @@
-"""Settings from ``MAILFLEET_*`` environment variables (DESIGN.md, "Settings")."""
+"""Settings from ``MAILFLEET_*`` environment variables."""
 
 # STYLE.md asks for `assert expected == actual`; ruff's SIM300 wants the reverse.
 

@@ -1,4 +1,4 @@
-"""The broker topology as data (DESIGN.md, "Broker topology")."""
+"""The broker topology as data (the README's "Broker topology")."""
 
 # STYLE.md asks for `assert expected == actual`; ruff's SIM300 wants the reverse.
 
