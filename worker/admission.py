@@ -99,16 +99,27 @@ class Admission:
         now = time.monotonic()
         per_job = [self._limiter.buckets_for(job, recipients) for _, job, recipients in jobs]
         granted = [not buckets for buckets in per_job]  # no bucket applies: nothing to take
-        wanted = [
-            (index, buckets, jobs[index][0].lane)
-            for index, buckets in enumerate(per_job)
-            if buckets and self._known_busy_until(buckets) <= now
-        ]
+        # Jobs that share their buckets (and lane) take their tokens in one script call.
+        groups: dict[tuple[tuple[str, ...], Lane], list[int]] = {}
+        for index, buckets in enumerate(per_job):
+            if buckets and self._known_busy_until(buckets) <= now:
+                key = (tuple(bucket.key for bucket in buckets), jobs[index][0].lane)
+                groups.setdefault(key, []).append(index)
         try:
-            answers = self._limiter.try_take_many([(b, lane) for _, b, lane in wanted])
+            alone: list[int] = []
+            for (_, lane), indexes in groups.items():
+                if len(indexes) > 1:
+                    answer = self._limiter.try_take_several(per_job[indexes[0]], lane, len(indexes))
+                    if answer.granted:
+                        for index in indexes:
+                            granted[index] = True
+                            self._granted(jobs[index][0], answer, 0.0)
+                        continue
+                alone += indexes  # one by one, as many as conform, in one round trip
+            answers = self._limiter.try_take_many([(per_job[i], jobs[i][0].lane) for i in alone])
         except RedisUnavailable:
             return granted  # the ordinary path holds the jobs until Redis is back
-        for (index, _, _), answer in zip(wanted, answers, strict=True):
+        for index, answer in zip(alone, answers, strict=True):
             granted[index] = answer.granted
             if answer.granted:
                 self._granted(jobs[index][0], answer, 0.0)

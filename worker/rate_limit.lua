@@ -8,6 +8,8 @@
 -- ARGV[5i-2]   field of bucket i in the adaptive hash, or "" (a factor < 1 slows it down)
 -- ARGV[5i-1]   burst of bucket i
 -- ARGV[5i]     the fewest spare tokens any lane has in bucket i (bulk's)
+-- ARGV[5n+1]   how many tokens to take from each bucket, all or none (1 if absent): a
+--              sender leases its batch's tokens in one call
 --
 -- The window: with count = floor(1 s / interval) + burst (rate + burst), any `count - 1`
 -- intervals (1 s + the tolerance, rounded down to whole intervals) hold at most `count`
@@ -24,6 +26,7 @@ local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
 local buckets = (#KEYS - 1) / 2
 local adaptive = KEYS[#KEYS]
+local tokens = tonumber(ARGV[5 * buckets + 1] or 1)
 local new_tats = {}
 local windows = {}
 local wait = 0
@@ -45,11 +48,15 @@ for i = 1, buckets do
   if tat < now then
     tat = now
   end
-  local allowed_at = tat - spare * interval
+  -- the last of the tokens conforms, so every one before it does
+  local allowed_at = tat + (tokens - 1) * interval - spare * interval
   if burst > 2 then
     local count = math.floor(1000000 / interval) + burst
     local span = (count - 1) * interval
-    local oldest = redis.call('LINDEX', KEYS[2 * i], count - 1)
+    if tokens > count then
+      return {0, math.ceil(span), i, now}  -- more than the window ever holds at once
+    end
+    local oldest = redis.call('LINDEX', KEYS[2 * i], count - tokens)
     if oldest and tonumber(oldest) + span > allowed_at then
       -- Held back by the window, not the bucket: the tolerance the bucket regained while
       -- held must not come back as a second burst when the window lets go, so as of then
@@ -67,7 +74,7 @@ for i = 1, buckets do
     wait = allowed_at - now
     blocking = i
   end
-  new_tats[i] = tat + interval
+  new_tats[i] = tat + tokens * interval
 end
 if wait > 0 then
   return {0, math.ceil(wait), blocking, now}
@@ -77,7 +84,11 @@ for i = 1, buckets do
   redis.call('SET', KEYS[2 * i - 1], string.format('%.0f', new_tats[i]), 'PX', ttl_ms)
   if windows[i] then
     local recent = KEYS[2 * i]
-    redis.call('LPUSH', recent, string.format('%.0f', now))
+    local stamps = {}
+    for t = 1, tokens do
+      stamps[t] = string.format('%.0f', now)
+    end
+    redis.call('LPUSH', recent, unpack(stamps))
     redis.call('LTRIM', recent, 0, windows[i][1] - 1)
     redis.call('PEXPIRE', recent, math.ceil(windows[i][2] / 1000) + 1000)
   end

@@ -212,6 +212,16 @@ class RateLimiter:
             for (buckets, _), answer in zip(requests, answers, strict=True)
         ]
 
+    def try_take_several(self, buckets: list[Bucket], lane: Lane, tokens: int) -> Admission:
+        """Take ``tokens`` tokens from every bucket at once, all or none: a batch's lease
+        when its jobs share their buckets."""
+        keys, args = self._arguments(buckets, lane)
+        try:
+            answer = self._script(keys=keys, args=[*args, tokens])
+        except REDIS_DOWN as exc:
+            raise RedisUnavailable(f"cannot reach the rate limiter: {exc}") from exc
+        return _admission(buckets, answer)
+
     def _arguments(self, buckets: list[Bucket], lane: Lane) -> tuple[list[str], list[int | str]]:
         """The script's keys and arguments for taking one token from each of ``buckets``."""
         args: list[int | str] = []
