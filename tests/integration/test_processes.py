@@ -184,7 +184,10 @@ class TestProcessGroup:
 
         victim = _children(group)[0]
         os.kill(victim, signal.SIGKILL)
-        assert wait_until(lambda: _children(group)[0] != victim, timeout=10), group.log()
+        # .get: a read of the shared log can catch a line half written; the next one won't.
+        assert wait_until(lambda: _children(group).get(0, victim) != victim, timeout=10), (
+            group.log()
+        )
         [died] = _events(group, "worker_process_died")
         assert (0, victim, "SIGKILL") == (died["process"], died["pid"], died["signal"])
         assert wait_until(lambda: http_get(port, "/readyz")[0] == 200, timeout=20), group.log()
