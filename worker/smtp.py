@@ -281,6 +281,7 @@ class SmtpTransport:
         return connection
 
     def _drop(self, relay: Relay) -> None:
+        self._chained.pop(relay, None)  # a transaction opened on it goes with it
         connection = self._connections.pop(relay, None)
         if connection is not None:
             connection.close()
