@@ -9,9 +9,7 @@ circuit breaker), never an smtplib type.
 
 from __future__ import annotations
 
-import functools
 import smtplib
-import ssl
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +19,7 @@ from pydantic import SecretStr
 
 from mailfleet.shared.relays import Relay
 from mailfleet.worker.replies import SmtpReply
+from mailfleet.worker.smtp_connect import Connector
 from mailfleet.worker.smtp_pipelining import (
     Opened,
     can_pipeline,
@@ -73,14 +72,6 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
-@functools.cache
-def tls_context(ca_file: Path | None) -> ssl.SSLContext:
-    """The TLS context for relays, built on first use and shared by every sender: loading
-    the system's CA store took ~25 ms per sender thread at start-up, even with no relay
-    that uses TLS."""
-    return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
-
-
 class _RelayFailure(Exception):
     def __init__(self, reply: SmtpReply) -> None:
         self.reply = reply
@@ -98,11 +89,7 @@ class SmtpTransport:
         password: SecretStr | None = None,
         local_hostname: str | None = None,
     ) -> None:
-        self._timeout = timeout
-        self._ca_file = ca_file
-        self._username = username
-        self._password = password
-        self._local_hostname = local_hostname
+        self._connector = Connector(timeout, ca_file, username, password, local_hostname)
         self._connections: dict[Relay, smtplib.SMTP] = {}
         self._last_used: dict[Relay, float] = {}
         # A chained email's transaction, opened behind the previous email: what the server
@@ -240,7 +227,7 @@ class SmtpTransport:
                 connection = None
         if connection is None:
             try:
-                connection = self._open(relay)
+                connection = self._connector.open(relay)
             except smtplib.SMTPAuthenticationError as exc:
                 raise _RelayFailure(
                     SmtpReply(0, f"authentication failed: {exc.smtp_code}")
@@ -249,35 +236,6 @@ class SmtpTransport:
                 raise _RelayFailure(_no_reply(exc)) from exc
             self._connections[relay] = connection
             self._last_used[relay] = time.monotonic()
-        return connection
-
-    def _open(self, relay: Relay) -> smtplib.SMTP:
-        connection: smtplib.SMTP
-        if relay.implicit_tls:
-            connection = smtplib.SMTP_SSL(
-                relay.host,
-                relay.port,
-                self._local_hostname,
-                timeout=self._timeout,
-                context=tls_context(self._ca_file),
-            )
-        else:
-            connection = smtplib.SMTP(
-                relay.host, relay.port, self._local_hostname, timeout=self._timeout
-            )
-        try:
-            connection.ehlo()
-            if relay.uses_starttls:
-                # raises if the relay does not offer it
-                connection.starttls(context=tls_context(self._ca_file))
-                connection.ehlo()
-            username = relay.username or self._username
-            password = relay.password or self._password
-            if username and password is not None:
-                connection.login(username, password.get_secret_value())
-        except BaseException:
-            connection.close()
-            raise
         return connection
 
     def _drop(self, relay: Relay) -> None:
