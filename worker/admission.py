@@ -26,6 +26,7 @@ from mailfleet.worker.fail_closed import FailClosed
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.rate_limit import Admission as TokenAnswer
 from mailfleet.worker.rate_limit import Bucket, RateLimiter
+from mailfleet.worker.round_trip import ScriptCall
 
 log = structlog.get_logger("mailfleet.worker")
 
@@ -41,6 +42,16 @@ class Parked:
     """Give the delivery back to the inbox, not to be taken before ``ready_at`` (monotonic)."""
 
     ready_at: float
+
+
+@dataclass
+class LeasePlan:
+    """A batch's tokens, asked for ahead: the script calls to make and, for each, the
+    buckets and the jobs it takes them for; ``granted`` starts with the jobs that need none."""
+
+    granted: list[bool]
+    calls: list[ScriptCall]
+    takers: list[tuple[list[Bucket], list[int]]]
 
 
 class Admission:
@@ -89,37 +100,57 @@ class Admission:
             self._granted(delivery, admission, 0.0)
         return admission.granted
 
-    def lease(self, jobs: Sequence[tuple[Delivery, EmailJob, list[str]]]) -> list[bool]:
-        """For a sender's batch, ahead of the sends: take each job's tokens now if they are
-        there, all in one round trip, so the sends that got them need no call of their own.
-        A job that got none takes the ordinary path, :meth:`admit`, on its turn. Only when
-        no relay has a limit of its own (a job's buckets must not depend on its relay)."""
+    def plan_lease(self, jobs: Sequence[tuple[Delivery, EmailJob, list[str]]]) -> LeasePlan:
+        """For a sender's batch, ahead of the sends: the script calls that take each job's
+        tokens now if they are there, to be made in the round trip that reads the batch's
+        recipients, so the sends that got them need no call of their own. A job that got
+        none takes the ordinary path, :meth:`admit`, on its turn. Only when no relay has a
+        limit of its own (a job's buckets must not depend on its relay)."""
         if not self._limiter.relay_independent:
-            return [False] * len(jobs)
+            return LeasePlan([False] * len(jobs), [], [])
         now = time.monotonic()
         per_job = [self._limiter.buckets_for(job, recipients) for _, job, recipients in jobs]
-        granted = [not buckets for buckets in per_job]  # no bucket applies: nothing to take
+        plan = LeasePlan([not buckets for buckets in per_job], [], [])  # none: nothing to take
         # Jobs that share their buckets (and lane) take their tokens in one script call.
         groups: dict[tuple[tuple[str, ...], Lane], list[int]] = {}
         for index, buckets in enumerate(per_job):
             if buckets and self._known_busy_until(buckets) <= now:
                 key = (tuple(bucket.key for bucket in buckets), jobs[index][0].lane)
                 groups.setdefault(key, []).append(index)
+        for (_, lane), indexes in groups.items():
+            buckets = per_job[indexes[0]]
+            plan.calls.append(self._limiter.take_call(buckets, lane, len(indexes)))
+            plan.takers.append((buckets, indexes))
+        return plan
+
+    def finish_lease(
+        self,
+        jobs: Sequence[tuple[Delivery, EmailJob, list[str]]],
+        plan: LeasePlan,
+        answers: Sequence[list[int]],
+    ) -> list[bool]:
+        """Which jobs got their tokens from the plan's ``answers``. A group that could not
+        have all of its tokens at once takes them one by one, as many as conform, in one more
+        round trip."""
+        granted = plan.granted
+        alone: list[tuple[list[Bucket], int]] = []
+        for (buckets, indexes), raw in zip(plan.takers, answers, strict=True):
+            answer = self._limiter.answer(buckets, raw)
+            if answer.granted:
+                for index in indexes:
+                    granted[index] = True
+                    self._granted(jobs[index][0], answer, 0.0)
+            elif len(indexes) > 1:
+                alone += [(buckets, index) for index in indexes]
+        if not alone:
+            return granted
         try:
-            alone: list[int] = []
-            for (_, lane), indexes in groups.items():
-                if len(indexes) > 1:
-                    answer = self._limiter.try_take_several(per_job[indexes[0]], lane, len(indexes))
-                    if answer.granted:
-                        for index in indexes:
-                            granted[index] = True
-                            self._granted(jobs[index][0], answer, 0.0)
-                        continue
-                alone += indexes  # one by one, as many as conform, in one round trip
-            answers = self._limiter.try_take_many([(per_job[i], jobs[i][0].lane) for i in alone])
+            one_by_one = self._limiter.try_take_many(
+                [(buckets, jobs[index][0].lane) for buckets, index in alone]
+            )
         except RedisUnavailable:
             return granted  # the ordinary path holds the jobs until Redis is back
-        for index, answer in zip(alone, answers, strict=True):
+        for (_, index), answer in zip(alone, one_by_one, strict=True):
             granted[index] = answer.granted
             if answer.granted:
                 self._granted(jobs[index][0], answer, 0.0)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from mailfleet.shared.job import EmailJob
 from mailfleet.shared.relays import Relay
-from mailfleet.worker.admission import Admission, Admit, Parked
+from mailfleet.worker.admission import Admission, Admit, LeasePlan, Parked
 from mailfleet.worker.delivery import Delivery
 from mailfleet.worker.relay_pool import RelayPool
 from mailfleet.worker.replies import SmtpReply
@@ -110,11 +110,22 @@ class Dispatcher:
             or self._admission.try_admit(delivery, job, envelope.recipients, relay)
         )
 
-    def lease(self, jobs: Sequence[tuple[Delivery, EmailJob, list[str]]]) -> list[bool]:
-        """Take the tokens of a batch's jobs ahead, where they are there now: which got them."""
+    def plan_lease(self, jobs: Sequence[tuple[Delivery, EmailJob, list[str]]]) -> LeasePlan:
+        """The script calls that take a batch's tokens ahead, where they are there now."""
         if self._admission is None:
-            return [False] * len(jobs)
-        return self._admission.lease(jobs)
+            return LeasePlan([False] * len(jobs), [], [])
+        return self._admission.plan_lease(jobs)
+
+    def finish_lease(
+        self,
+        jobs: Sequence[tuple[Delivery, EmailJob, list[str]]],
+        plan: LeasePlan,
+        answers: Sequence[list[int]],
+    ) -> list[bool]:
+        """Which of the batch's jobs got their tokens ahead."""
+        if self._admission is None:
+            return plan.granted
+        return self._admission.finish_lease(jobs, plan, answers)
 
     def _admit(
         self, delivery: Delivery, job: EmailJob, envelope: Envelope, relay: Relay, *, leased: bool

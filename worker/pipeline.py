@@ -7,6 +7,7 @@ for all of them.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -22,7 +23,7 @@ from mailfleet.worker.dispatch import Dispatcher
 from mailfleet.worker.fail_closed import FailClosed
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.mime import build_message
-from mailfleet.worker.recipients import RecipientFilter, Recipients
+from mailfleet.worker.recipients import RecipientFilter, Recipients, wanted
 from mailfleet.worker.settle import Settler
 from mailfleet.worker.smtp import Envelope, Transport
 
@@ -70,14 +71,22 @@ class Pipeline:
         jobs = [(delivery, job) for delivery in deliveries if (job := self._screen(delivery))]
         if not jobs:
             return []
-        split = self._gate.run(lambda: self._recipients.split_many(jobs))
-        if split is None:  # stopping while Redis is away: give the messages back
+        per_job = [wanted(delivery, job) for delivery, job in jobs]
+        twins = _twins(jobs)
+        # Tokens are leased for what each job asks, before the ledger says what is left of
+        # it: one round trip for both. A job that turns out sent or suppressed wastes its
+        # token, which only ever slows sending down.
+        eligible = [i for i, rcpts in enumerate(per_job) if rcpts and i not in twins]
+        asked = [(*jobs[i], per_job[i]) for i in eligible]
+        plan = self._dispatcher.plan_lease(asked)
+        read = self._gate.run(lambda: self._recipients.split_with(jobs, per_job, plan.calls))
+        if read is None:  # stopping while Redis is away: give the messages back
             for delivery, _ in jobs:
                 self._settler.requeue(delivery)
             return []
-        batch = _Batch(jobs, split)
-        eligible = [i for i, found in enumerate(split) if found.to_send and not batch.has_twins(i)]
-        leases = self._dispatcher.lease([(*jobs[i], split[i].to_send) for i in eligible])
+        split, answers = read
+        batch = _Batch(jobs, split, twins)
+        leases = self._dispatcher.finish_lease(asked, plan, answers)
         batch.leased = {i for i, granted in zip(eligible, leases, strict=True) if granted}
         parked: list[tuple[Delivery, Parked]] = []
         for index, (delivery, job) in enumerate(jobs):
@@ -191,11 +200,17 @@ class _Batch:
 
     jobs: list[tuple[Delivery, EmailJob]]
     recipients: list[Recipients]
+    twins: set[int]  # jobs that share their id with another of the batch
     envelopes: dict[int, Envelope | None] = field(default_factory=dict)
     drawn: dict[int, Relay | None] = field(default_factory=dict)  # relays drawn ahead
     leased: set[int] = field(default_factory=set)  # jobs whose tokens were taken ahead
     sent: dict[str, set[str]] = field(default_factory=dict)  # job id -> accepted here
 
     def has_twins(self, index: int) -> bool:
-        job_id = self.jobs[index][1].id
-        return sum(1 for _, job in self.jobs if job.id == job_id) > 1
+        return index in self.twins
+
+
+def _twins(jobs: list[tuple[Delivery, EmailJob]]) -> set[int]:
+    """The batch's jobs that share their id with another of the batch."""
+    counts = Counter(job.id for _, job in jobs)
+    return {index for index, (_, job) in enumerate(jobs) if counts[job.id] > 1}

@@ -27,6 +27,7 @@ from mailfleet.shared.names import Names
 from mailfleet.shared.redis_client import REDIS_DOWN
 from mailfleet.shared.relays import Relay
 from mailfleet.shared.settings import Settings
+from mailfleet.worker.round_trip import ScriptCall
 
 _SCRIPT = files("mailfleet.worker").joinpath("rate_limit.lua").read_text()
 _MICROS = 1_000_000
@@ -215,12 +216,23 @@ class RateLimiter:
     def try_take_several(self, buckets: list[Bucket], lane: Lane, tokens: int) -> Admission:
         """Take ``tokens`` tokens from every bucket at once, all or none: a batch's lease
         when its jobs share their buckets."""
-        keys, args = self._arguments(buckets, lane)
+        call = self.take_call(buckets, lane, tokens)
         try:
-            answer = self._script(keys=keys, args=[*args, tokens])
+            answer = self._script(keys=call.keys, args=call.args)
         except REDIS_DOWN as exc:
             raise RedisUnavailable(f"cannot reach the rate limiter: {exc}") from exc
         return _admission(buckets, answer)
+
+    def take_call(self, buckets: list[Bucket], lane: Lane, tokens: int) -> ScriptCall:
+        """The script call of :meth:`try_take_several`, to run with others; its answer is
+        read with :meth:`answer`."""
+        keys, args = self._arguments(buckets, lane)
+        return ScriptCall(self._script, keys, [*args, tokens])
+
+    @staticmethod
+    def answer(buckets: list[Bucket], raw: list[int]) -> Admission:
+        """A take script's raw answer for ``buckets``."""
+        return _admission(buckets, raw)
 
     def _arguments(self, buckets: list[Bucket], lane: Lane) -> tuple[list[str], list[int | str]]:
         """The script's keys and arguments for taking one token from each of ``buckets``."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
+from typing import Any
 
 import redis
 
@@ -16,6 +17,7 @@ from mailfleet.shared.redis_client import REDIS_DOWN
 from mailfleet.shared.sent_ledger import SentLedger
 from mailfleet.shared.suppression import SuppressionList
 from mailfleet.worker.delivery import Delivery
+from mailfleet.worker.round_trip import ScriptCall, run_together
 
 _SCRIPT = files("mailfleet.worker").joinpath("recipients.lua").read_text()
 _TO_SEND, _SENT, _SUPPRESSED = 0, 1, 2
@@ -37,6 +39,7 @@ def wanted(delivery: Delivery, job: EmailJob) -> list[str]:
 
 class RecipientFilter:
     def __init__(self, client: redis.Redis, ledger: SentLedger, suppression: SuppressionList):
+        self._client = client
         self._ledger = ledger
         self._suppression = suppression
         self._script = client.register_script(_SCRIPT)
@@ -44,15 +47,40 @@ class RecipientFilter:
     def split_many(self, batch: Sequence[tuple[Delivery, EmailJob]]) -> list[Recipients]:
         """Each job's recipients, sorted into to send, already sent and suppressed."""
         per_job = [wanted(delivery, job) for delivery, job in batch]
+        call = self.call(batch, per_job)
+        try:
+            answer = self._script(keys=call.keys, args=call.args)
+        except REDIS_DOWN as exc:
+            raise RedisUnavailable(f"cannot read the sent ledger: {exc}") from exc
+        return self.sort(per_job, answer)
+
+    def split_with(
+        self,
+        batch: Sequence[tuple[Delivery, EmailJob]],
+        per_job: Sequence[list[str]],
+        others: Sequence[ScriptCall],
+    ) -> tuple[list[Recipients], list[Any]]:
+        """:meth:`split_many` with ``others`` in the same round trip: the recipients
+        ``per_job`` (:func:`wanted`) of ``batch`` sorted, and the others' answers."""
+        answers = run_together(self._client, [self.call(batch, per_job), *others])
+        return self.sort(per_job, answers[0]), answers[1:]
+
+    def call(
+        self, batch: Sequence[tuple[Delivery, EmailJob]], per_job: Sequence[list[str]]
+    ) -> ScriptCall:
+        """The script call that reads the recipients ``per_job`` (:func:`wanted`) of
+        ``batch``, to run with others."""
         keys = [self._suppression.key, *(self._ledger.key(job.id) for _, job in batch)]
         args: list[str | int] = []
         for recipients in per_job:
             args.append(len(recipients))
             args += [form for rcpt in recipients for form in (rcpt, rcpt.lower())]
-        try:
-            verdicts = iter(self._script(keys=keys, args=args))
-        except REDIS_DOWN as exc:
-            raise RedisUnavailable(f"cannot read the sent ledger: {exc}") from exc
+        return ScriptCall(self._script, keys, args)
+
+    @staticmethod
+    def sort(per_job: Sequence[list[str]], answer: list[int]) -> list[Recipients]:
+        """:meth:`call`'s answer as each job's recipients to send, already sent, suppressed."""
+        verdicts = iter(answer)
         results = []
         for recipients in per_job:
             by_verdict: dict[int, list[str]] = {_TO_SEND: [], _SENT: [], _SUPPRESSED: []}
