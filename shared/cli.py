@@ -28,7 +28,7 @@ COMMANDS: dict[str, str] = {
     "sink": "mailfleet.producer.cli:register",
     "demo": "mailfleet.producer.cli:register",
     "stats": "mailfleet.producer.ops.stats:register",
-    "dlq": "mailfleet.producer.dlq_cli:register",
+    "dlq": "mailfleet.producer.ops.dlq.cli:register",
     "suppression": "mailfleet.producer.ops.suppression:register",
     "worker": "mailfleet.worker.cli:register",
     "explain": "mailfleet.worker.cli:register",

@@ -16,17 +16,17 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from mailfleet.producer.connection import open_connection
-from mailfleet.producer.dead_letter import REASONS, DeadLetter, Selection
-from mailfleet.producer.dlq import DeadLetterQueue
-from mailfleet.producer.dlq_output import (
+from mailfleet.producer.ops.dlq.letter import REASONS, DeadLetter, Selection
+from mailfleet.producer.ops.dlq.output import (
     export_record,
     render_letter,
     render_table,
     show_record,
     summary_row,
 )
-from mailfleet.producer.dlq_report import PurgeReport
-from mailfleet.producer.replay_check import ReplayCheck
+from mailfleet.producer.ops.dlq.queue import DeadLetterQueue
+from mailfleet.producer.ops.dlq.replay_check import ReplayCheck
+from mailfleet.producer.ops.dlq.report import PurgeReport
 from mailfleet.shared.cli import (
     EXIT_FAILURE,
     EXIT_OK,
