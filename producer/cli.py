@@ -76,7 +76,7 @@ def run_declare(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_sink(args: argparse.Namespace, settings: Settings) -> int:
-    from mailfleet.producer.sink import SmtpSink
+    from mailfleet.producer.devtools.sink import SmtpSink
 
     with SmtpSink(args.host, args.port, maildir=args.maildir, keep_messages=False) as sink:
         print(f"SMTP sink listening on {sink.url} (Ctrl-C to stop)", flush=True)
@@ -93,6 +93,6 @@ def run_sink(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from mailfleet.producer.demo import run
+    from mailfleet.producer.devtools.demo import run
 
     return run(settings, emails=args.emails, workers=args.workers)
