@@ -1,4 +1,8 @@
-"""py-amqp, kombu and socket errors translated to ours, for the ops tools' broker calls."""
+"""py-amqp, kombu and socket errors translated to ours, for the ops tools' broker calls.
+
+It stays on the producer side: the worker speaks pika, whose errors
+:mod:`mailfleet.worker.amqp` translates.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +20,15 @@ CLOSE_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, amqp.except
 
 @contextlib.contextmanager
 def broker_errors(queue: str) -> Iterator[None]:
-    """Run a block of broker calls about ``queue``; raise only mailfleet errors."""
+    """Run a block of broker calls about ``queue`` (a name, or a pattern such as ``ns.*`` for
+    calls on several queues); raise only mailfleet errors."""
     try:
         yield
     except amqp.exceptions.NotFound as exc:
+        # RabbitMQ's reply names the queue (or exchange) that is missing, and its vhost.
         raise BrokerError(
-            f"queue {queue} does not exist: run `mailfleet declare` or check MAILFLEET_NAMESPACE"
+            f"queue {queue} does not exist ({exc.reply_text}): run `mailfleet declare` or "
+            "check MAILFLEET_NAMESPACE"
         ) from exc
     except CONNECTION_ERRORS as exc:
         raise BrokerUnavailable(f"lost the connection to RabbitMQ: {exc}") from exc

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from importlib.util import find_spec
 from pathlib import Path
 
 from mailfleet.shared.cli import EXIT_OK, EXIT_USAGE, Subparsers
+from mailfleet.shared.errors import MailfleetError
 from mailfleet.shared.settings import Settings
 
 
@@ -75,8 +77,17 @@ def run_declare(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _require_devtools() -> None:
+    """The sink, and so the demo, runs on aiosmtpd, which only the devtools extra installs."""
+    if find_spec("aiosmtpd") is None:
+        raise MailfleetError(
+            "needs aiosmtpd, from the devtools extra: pip install 'mailfleet[devtools]'"
+        )
+
+
 def run_sink(args: argparse.Namespace, settings: Settings) -> int:
-    from mailfleet.producer.sink import SmtpSink
+    _require_devtools()
+    from mailfleet.producer.devtools.sink import SmtpSink
 
     with SmtpSink(args.host, args.port, maildir=args.maildir, keep_messages=False) as sink:
         print(f"SMTP sink listening on {sink.url} (Ctrl-C to stop)", flush=True)
@@ -93,6 +104,7 @@ def run_sink(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from mailfleet.producer.demo import run
+    _require_devtools()
+    from mailfleet.producer.devtools.demo import run
 
     return run(settings, emails=args.emails, workers=args.workers)

@@ -27,9 +27,9 @@ COMMANDS: dict[str, str] = {
     "declare": "mailfleet.producer.cli:register",
     "sink": "mailfleet.producer.cli:register",
     "demo": "mailfleet.producer.cli:register",
-    "stats": "mailfleet.producer.stats:register",
-    "dlq": "mailfleet.producer.dlq_cli:register",
-    "suppression": "mailfleet.producer.suppression_cli:register",
+    "stats": "mailfleet.producer.ops.stats:register",
+    "dlq": "mailfleet.producer.ops.dlq.cli:register",
+    "suppression": "mailfleet.producer.ops.suppression:register",
     "worker": "mailfleet.worker.cli:register",
     "explain": "mailfleet.worker.cli:register",
 }

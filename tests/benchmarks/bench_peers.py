@@ -57,8 +57,8 @@ from bench_throughput import (
 )
 
 from mailfleet.producer.connection import open_connection
-from mailfleet.producer.namespace import remove_namespace
-from mailfleet.producer.sink import JOB_ID_HEADER, ReceivedMessage, SmtpSink
+from mailfleet.producer.devtools.namespace import remove_namespace
+from mailfleet.producer.devtools.sink import JOB_ID_HEADER, ReceivedMessage, SmtpSink
 from mailfleet.producer.topology import queue_depths, topology_of
 from mailfleet.shared.settings import load_settings
 

@@ -46,9 +46,9 @@ from bench_throughput import log_dir  # the benchmarks run as scripts from this 
 from kombu.connection import Connection
 
 from mailfleet.producer.connection import open_connection
-from mailfleet.producer.namespace import remove_namespace
+from mailfleet.producer.devtools.namespace import remove_namespace
+from mailfleet.producer.devtools.sink import SmtpSink
 from mailfleet.producer.publisher import Producer
-from mailfleet.producer.sink import SmtpSink
 from mailfleet.producer.topology import queue_depths, topology_of
 from mailfleet.shared.durations import Rate
 from mailfleet.shared.job import EmailJob, Lane

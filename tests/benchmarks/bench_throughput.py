@@ -47,9 +47,9 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from mailfleet.producer.connection import open_connection
-from mailfleet.producer.namespace import remove_namespace
+from mailfleet.producer.devtools.namespace import remove_namespace
+from mailfleet.producer.devtools.sink import ReceivedMessage, SmtpSink, free_port
 from mailfleet.producer.publisher import Producer
-from mailfleet.producer.sink import ReceivedMessage, SmtpSink, free_port
 from mailfleet.producer.topology import queue_depths, topology_of
 from mailfleet.shared.job import EmailJob, Lane
 from mailfleet.shared.settings import Settings, load_settings

@@ -11,8 +11,8 @@ import redis
 from kombu.connection import Connection
 
 from mailfleet.producer.connection import open_connection
+from mailfleet.producer.devtools.sink import SmtpSink
 from mailfleet.producer.publisher import Producer
-from mailfleet.producer.sink import SmtpSink
 from mailfleet.producer.topology import declare, delete, topology_of
 from mailfleet.shared.relays import Relay
 from mailfleet.shared.settings import Settings

@@ -21,7 +21,7 @@ from typing import Any
 from kombu.connection import Connection
 from pydantic import SecretStr
 
-from mailfleet.producer.sink import SmtpSink
+from mailfleet.producer.devtools.sink import SmtpSink
 from mailfleet.shared import names as headers
 from mailfleet.shared.durations import Rate
 from mailfleet.shared.job import EmailJob

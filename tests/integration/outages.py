@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-from mailfleet.producer.sink import free_port
+from mailfleet.producer.devtools.sink import free_port
 
 
 class RedisServer:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import redis
 
+from mailfleet.producer.devtools.sink import SmtpSink
 from mailfleet.producer.publisher import Producer
-from mailfleet.producer.sink import SmtpSink
 from mailfleet.shared.durations import Rate
 from mailfleet.shared.settings import Settings
 from mailfleet.worker.explain import explain

@@ -8,8 +8,8 @@ import socket
 import pytest
 from kombu.connection import Connection
 
+from mailfleet.producer.devtools.sink import SmtpSink
 from mailfleet.producer.publisher import Producer
-from mailfleet.producer.sink import SmtpSink
 from mailfleet.shared.job import Lane
 from mailfleet.shared.settings import Settings
 from tests.integration.helpers import WorkerProcess, make_job

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from pydantic import SecretStr
 
+from mailfleet.producer.devtools.sink import SmtpSink
 from mailfleet.producer.publisher import Producer
-from mailfleet.producer.sink import SmtpSink
 from mailfleet.shared.settings import Settings
 from tests.integration.helpers import (
     DeliveryLedger,

@@ -9,8 +9,8 @@ import signal
 from kombu.connection import Connection
 
 from mailfleet.producer.connection import open_connection
+from mailfleet.producer.devtools.sink import SmtpSink
 from mailfleet.producer.publisher import Producer
-from mailfleet.producer.sink import SmtpSink
 from mailfleet.producer.topology import declare, delete, topology_of
 from mailfleet.shared.settings import Settings
 from tests.integration.helpers import WorkerProcess, drain_dead_letters, make_job, wait_until

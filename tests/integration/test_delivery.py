@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 
+from mailfleet.producer.devtools.sink import SmtpSink
 from mailfleet.producer.publisher import Producer
-from mailfleet.producer.sink import SmtpSink
 from mailfleet.shared.settings import Settings
 from tests.integration.helpers import DeliveryLedger, WorkerThread, make_job
 

@@ -15,8 +15,8 @@ from django.test import override_settings
 from kombu.connection import Connection
 from pydantic import SecretStr
 
+from mailfleet.producer.devtools.sink import ReceivedMessage, SmtpSink, free_port
 from mailfleet.producer.django import EmailBackend
-from mailfleet.producer.sink import ReceivedMessage, SmtpSink, free_port
 from mailfleet.producer.topology import queue_depths, topology_of
 from mailfleet.shared.errors import BrokerUnavailable
 from mailfleet.shared.settings import Settings

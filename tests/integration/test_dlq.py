@@ -18,11 +18,11 @@ import redis
 from kombu.connection import Connection
 
 from mailfleet.producer.confirms import ConfirmChannel, Outgoing
-from mailfleet.producer.dead_letter import Selection
-from mailfleet.producer.dlq import DeadLetterQueue
+from mailfleet.producer.devtools.sink import SmtpSink
+from mailfleet.producer.ops.dlq.letter import Selection
+from mailfleet.producer.ops.dlq.queue import DeadLetterQueue
+from mailfleet.producer.ops.dlq.replay_check import ReplayCheck
 from mailfleet.producer.publisher import Producer
-from mailfleet.producer.replay_check import ReplayCheck
-from mailfleet.producer.sink import SmtpSink
 from mailfleet.shared import names as headers
 from mailfleet.shared.job import CONTENT_TYPE, JOB_TYPE, EmailJob, Lane
 from mailfleet.shared.settings import Settings

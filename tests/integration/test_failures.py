@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import redis
 from kombu.connection import Connection
 
+from mailfleet.producer.devtools.sink import SmtpSink
 from mailfleet.producer.publisher import Producer
-from mailfleet.producer.sink import SmtpSink
 from mailfleet.shared.settings import Settings
 from mailfleet.shared.suppression import SuppressionList
 from tests.integration.helpers import (

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
+from mailfleet.producer.devtools.sink import SmtpSink, free_port
 from mailfleet.producer.publisher import Producer
-from mailfleet.producer.sink import SmtpSink, free_port
 from mailfleet.shared.settings import Settings
 from tests.integration.helpers import WorkerThread, http_get, make_job, wait_until
 from tests.integration.outages import TcpProxy, own_redis

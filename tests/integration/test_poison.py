@@ -5,8 +5,8 @@ from __future__ import annotations
 import amqp
 from kombu.connection import Connection
 
+from mailfleet.producer.devtools.sink import SmtpSink
 from mailfleet.producer.publisher import Producer
-from mailfleet.producer.sink import SmtpSink
 from mailfleet.shared.settings import Settings
 from tests.integration.helpers import WorkerThread, drain_dead_letters, make_job, wait_until
 

@@ -17,8 +17,8 @@ import pytest
 from kombu.connection import Connection
 from prometheus_client.parser import text_string_to_metric_families
 
+from mailfleet.producer.devtools.sink import SmtpSink, free_port
 from mailfleet.producer.publisher import Producer
-from mailfleet.producer.sink import SmtpSink, free_port
 from mailfleet.shared.job import Lane
 from mailfleet.shared.settings import Settings
 from mailfleet.worker.supervisor import KILL_MARGIN

@@ -12,8 +12,8 @@ import pytest
 import redis
 from pydantic import SecretStr
 
+from mailfleet.producer.devtools.sink import SmtpSink
 from mailfleet.producer.publisher import Producer
-from mailfleet.producer.sink import SmtpSink
 from mailfleet.shared.durations import Rate
 from mailfleet.shared.job import Lane
 from mailfleet.shared.relays import Relay

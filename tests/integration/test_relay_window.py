@@ -10,8 +10,8 @@ from dataclasses import replace
 
 import redis
 
+from mailfleet.producer.devtools.sink import SmtpSink
 from mailfleet.producer.publisher import Producer
-from mailfleet.producer.sink import SmtpSink
 from mailfleet.shared.durations import Rate
 from mailfleet.shared.job import Lane
 from mailfleet.shared.settings import Settings

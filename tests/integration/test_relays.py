@@ -14,8 +14,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from kombu.connection import Connection
 from pydantic import SecretStr
 
+from mailfleet.producer.devtools.sink import SmtpSink, free_port
 from mailfleet.producer.publisher import Producer
-from mailfleet.producer.sink import SmtpSink, free_port
 from mailfleet.shared.relays import Relay
 from mailfleet.shared.settings import Settings
 from tests.integration.helpers import (

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from mailfleet.producer.sink import SmtpSink
+from mailfleet.producer.devtools.sink import SmtpSink
 from mailfleet.shared.relays import Relay
 from mailfleet.worker.smtp import Envelope, SmtpTransport
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from mailfleet.producer.dead_letter import DeadLetter, Selection, read_dead_letter
-from mailfleet.producer.dlq_report import ReplayReport
+from mailfleet.producer.ops.dlq.letter import DeadLetter, Selection, read_dead_letter
+from mailfleet.producer.ops.dlq.report import ReplayReport
 from mailfleet.shared.job import DEFAULT_LIMITS, JOB_TYPE
 from mailfleet.shared.names import Names
 

@@ -9,8 +9,8 @@ from email.mime.text import MIMEText
 import pytest
 from django.core.mail import EmailMessage, EmailMultiAlternatives
 
-from mailfleet.producer.django import backend_config
-from mailfleet.producer.django_jobs import job_from_message
+from mailfleet.producer.django.backend import backend_config
+from mailfleet.producer.django.conversion import job_from_message
 from mailfleet.shared.errors import ConfigError, InvalidJobError
 from mailfleet.shared.job import DEFAULT_LIMITS, EmailJob, Lane
 from tests.django_setup import configure_django

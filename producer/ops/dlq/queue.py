@@ -23,10 +23,10 @@ from datetime import UTC, datetime
 from kombu.connection import Connection
 
 from mailfleet.producer.amqp_errors import CLOSE_ERRORS, broker_errors
-from mailfleet.producer.dead_letter import DeadLetter, Selection, read_dead_letter
-from mailfleet.producer.dlq_report import PurgeReport, ReplayReport
-from mailfleet.producer.replay import ConfirmedMover, replay_message
-from mailfleet.producer.replay_check import ReplayCheck
+from mailfleet.producer.ops.dlq.letter import DeadLetter, Selection, read_dead_letter
+from mailfleet.producer.ops.dlq.replay import ConfirmedMover, replay_message
+from mailfleet.producer.ops.dlq.replay_check import ReplayCheck
+from mailfleet.producer.ops.dlq.report import PurgeReport, ReplayReport
 from mailfleet.shared.errors import MailfleetError
 from mailfleet.shared.job import EmailJob
 from mailfleet.shared.settings import Settings

@@ -15,8 +15,8 @@ from kombu.connection import Connection
 
 from mailfleet.producer.amqp_errors import CLOSE_ERRORS, broker_errors
 from mailfleet.producer.confirms import ConfirmChannel, Outgoing
-from mailfleet.producer.dead_letter import BROKER_HEADERS, DeadLetter
-from mailfleet.producer.dlq_report import ReplayReport
+from mailfleet.producer.ops.dlq.letter import BROKER_HEADERS, DeadLetter
+from mailfleet.producer.ops.dlq.report import ReplayReport
 from mailfleet.shared import names as headers
 from mailfleet.shared.job import CONTENT_TYPE, JOB_TYPE, EmailJob
 

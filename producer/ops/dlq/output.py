@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from mailfleet.producer.dead_letter import DeadLetter
+from mailfleet.producer.ops.dlq.letter import DeadLetter
 
 _ERROR_WIDTH = 60
 _COLUMNS = ("id", "reason", "attempts", "lane", "domains", "failed_at", "error")

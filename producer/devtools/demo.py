@@ -17,9 +17,9 @@ import uuid
 import redis
 
 from mailfleet.producer.connection import open_connection
-from mailfleet.producer.namespace import remove_namespace
+from mailfleet.producer.devtools.namespace import remove_namespace
+from mailfleet.producer.devtools.sink import SmtpSink
 from mailfleet.producer.publisher import Producer
-from mailfleet.producer.sink import SmtpSink
 from mailfleet.producer.topology import queue_depths, topology_of
 from mailfleet.shared.errors import BrokerUnavailable
 from mailfleet.shared.job import EmailJob, Lane

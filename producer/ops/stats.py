@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import amqp.exceptions
 import redis
 from kombu.connection import Connection
 
-from mailfleet.producer.connection import CONNECTION_ERRORS, open_connection
+from mailfleet.producer.amqp_errors import broker_errors
+from mailfleet.producer.connection import open_connection
 from mailfleet.producer.topology import queue_depths, topology_of
 from mailfleet.shared.cli import EXIT_OK, Subparsers, positive_float, positive_int
-from mailfleet.shared.errors import BrokerError, BrokerUnavailable
 from mailfleet.shared.job import Lane
 from mailfleet.shared.redis_client import REDIS_DOWN, make_redis
 from mailfleet.shared.settings import Settings, redact_url
@@ -117,17 +116,8 @@ class StatsReader:
         return Sample(delivered, time.monotonic())
 
     def depths(self) -> dict[str, QueueStat]:
-        try:
+        with broker_errors(f"{self._settings.namespace}.*"):
             found = queue_depths(self._connection, self._topology)
-        except amqp.exceptions.NotFound as exc:
-            raise BrokerError(
-                f"namespace {self._settings.namespace!r} is not fully declared "
-                f"({exc.reply_text}); run `mailfleet declare`"
-            ) from exc
-        except CONNECTION_ERRORS as exc:
-            raise BrokerUnavailable(f"lost the connection to RabbitMQ: {exc}") from exc
-        except amqp.exceptions.AMQPError as exc:  # e.g. access refused
-            raise BrokerError(f"reading queue depths failed: {exc}") from exc
         return {
             name: QueueStat(name, messages, consumers)
             for name, (messages, consumers) in found.items()

@@ -8,7 +8,7 @@
     MAILFLEET_ON_COMMIT = True         # publish after the current transaction commits
     MAILFLEET_SETTINGS = {"amqp_url": "amqp://..."}  # optional overrides of any MAILFLEET_* setting
 
-Each message becomes one :class:`EmailJob` (see :mod:`mailfleet.producer.django_jobs`),
+Each message becomes one :class:`EmailJob` (see :mod:`mailfleet.producer.django.conversion`),
 published with :meth:`Producer.publish_many` and publisher confirms. Inside an atomic block
 the jobs are published by ``transaction.on_commit`` (nothing is sent for a rolled-back
 transaction); outside one, or with ``MAILFLEET_ON_COMMIT = False``, at once.
@@ -30,7 +30,7 @@ from django.conf import settings as django_settings
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
 
-from mailfleet.producer.django_jobs import job_from_message
+from mailfleet.producer.django.conversion import job_from_message
 from mailfleet.producer.publisher import Producer
 from mailfleet.shared.errors import ConfigError, InvalidJobError, MailfleetError, PublishError
 from mailfleet.shared.job import EmailJob, Lane

@@ -1,0 +1,1 @@
+"""Operator commands: ``mailfleet stats``, ``suppression`` and ``dlq``."""
