@@ -1,7 +1,7 @@
 """py-amqp, kombu and socket errors translated to ours, for the ops tools' broker calls.
 
 It stays on the producer side: the worker speaks pika, whose errors
-:mod:`mailfleet.worker.amqp` translates.
+:mod:`mailfleet.worker.broker.connection` translates.
 """
 
 from __future__ import annotations

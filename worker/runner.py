@@ -32,9 +32,10 @@ from mailfleet.shared.suppression import SuppressionList
 from mailfleet.shared.topology import build_topology
 from mailfleet.worker.adaptive import AdaptiveLimits
 from mailfleet.worker.admission import Admission
-from mailfleet.worker.amqp import CONNECTION_ERRORS
 from mailfleet.worker.batch_commit import BatchCommit, HeldAcks, WriteAheadLedger
-from mailfleet.worker.consumer import LaneConsumer
+from mailfleet.worker.broker.connection import CONNECTION_ERRORS
+from mailfleet.worker.broker.consumer import LaneConsumer
+from mailfleet.worker.broker.republisher import Republisher
 from mailfleet.worker.delivery import Inbox
 from mailfleet.worker.dispatch import Dispatcher
 from mailfleet.worker.fail_closed import FailClosed
@@ -44,7 +45,6 @@ from mailfleet.worker.pipeline import Pipeline
 from mailfleet.worker.rate_limit import RateLimiter
 from mailfleet.worker.recipients import RecipientFilter
 from mailfleet.worker.relay_pool import RelayPool
-from mailfleet.worker.republisher import Republisher
 from mailfleet.worker.settle import Settler
 from mailfleet.worker.smtp import SmtpTransport, Transport
 

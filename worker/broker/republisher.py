@@ -16,7 +16,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from mailfleet.shared.errors import BrokerUnavailable, PublishNacked, Unroutable
 from mailfleet.shared.settings import Settings
-from mailfleet.worker.amqp import CONNECTION_ERRORS, connect
+from mailfleet.worker.broker.connection import CONNECTION_ERRORS, connect
 
 
 class Republisher:

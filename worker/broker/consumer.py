@@ -21,7 +21,7 @@ from pika.spec import Basic
 from mailfleet.shared.job import Lane
 from mailfleet.shared.settings import Settings
 from mailfleet.shared.topology import Topology
-from mailfleet.worker.amqp import CONNECTION_ERRORS, connect, declare
+from mailfleet.worker.broker.connection import CONNECTION_ERRORS, connect, declare
 from mailfleet.worker.delivery import Delivery
 
 log = structlog.get_logger("mailfleet.worker")
