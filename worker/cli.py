@@ -57,7 +57,7 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_explain(args: argparse.Namespace, settings: Settings) -> int:
-    from mailfleet.worker.explain import explain  # noqa: PLC0415
+    from mailfleet.worker.limits.explain import explain  # noqa: PLC0415
 
     report = explain(settings, args.job)
     print(report.to_json() if args.json else report.render())

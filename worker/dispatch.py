@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 
 from mailfleet.shared.job import EmailJob
 from mailfleet.shared.relays import Relay
-from mailfleet.worker.admission import Admission, Admit, LeasePlan, Parked
 from mailfleet.worker.delivery import Delivery
+from mailfleet.worker.limits.admission import Admission, Admit, LeasePlan, Parked
 from mailfleet.worker.relay_pool import RelayPool
 from mailfleet.worker.replies import SmtpReply
 from mailfleet.worker.smtp import Envelope, SendResult, Transport

@@ -17,10 +17,10 @@ from mailfleet.shared.addresses import bare_address
 from mailfleet.shared.errors import InvalidJobError
 from mailfleet.shared.job import JOB_TYPE, EmailJob, JobLimits, parse_job
 from mailfleet.shared.relays import Relay
-from mailfleet.worker.admission import Admit, Parked
 from mailfleet.worker.delivery import Delivery
 from mailfleet.worker.dispatch import Dispatcher
 from mailfleet.worker.fail_closed import FailClosed
+from mailfleet.worker.limits.admission import Admit, Parked
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.mime import build_message
 from mailfleet.worker.recipients import RecipientFilter, Recipients, wanted

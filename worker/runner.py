@@ -30,8 +30,6 @@ from mailfleet.shared.sent_ledger import SentLedger
 from mailfleet.shared.settings import Settings
 from mailfleet.shared.suppression import SuppressionList
 from mailfleet.shared.topology import build_topology
-from mailfleet.worker.adaptive import AdaptiveLimits
-from mailfleet.worker.admission import Admission
 from mailfleet.worker.batch_commit import BatchCommit, HeldAcks, WriteAheadLedger
 from mailfleet.worker.broker.connection import CONNECTION_ERRORS
 from mailfleet.worker.broker.consumer import LaneConsumer
@@ -40,9 +38,11 @@ from mailfleet.worker.delivery import Inbox
 from mailfleet.worker.dispatch import Dispatcher
 from mailfleet.worker.fail_closed import FailClosed
 from mailfleet.worker.health_server import HealthFactory, HealthServer, on_metrics_port
+from mailfleet.worker.limits.adaptive import AdaptiveLimits
+from mailfleet.worker.limits.admission import Admission
+from mailfleet.worker.limits.buckets import RateLimiter
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.pipeline import Pipeline
-from mailfleet.worker.rate_limit import RateLimiter
 from mailfleet.worker.recipients import RecipientFilter
 from mailfleet.worker.relay_pool import RelayPool
 from mailfleet.worker.settle import Settler

@@ -12,7 +12,7 @@ from mailfleet.producer.devtools.sink import SmtpSink
 from mailfleet.producer.publisher import Producer
 from mailfleet.shared.durations import Rate
 from mailfleet.shared.settings import Settings
-from mailfleet.worker.explain import explain
+from mailfleet.worker.limits.explain import explain
 from tests.integration.helpers import WorkerThread, make_job, wait_until
 from tests.integration.relays import ScriptedReplies
 

@@ -18,7 +18,7 @@ from mailfleet.shared.durations import Rate
 from mailfleet.shared.job import Lane
 from mailfleet.shared.relays import Relay
 from mailfleet.shared.settings import Settings
-from mailfleet.worker.rate_limit import Bucket, RateLimiter
+from mailfleet.worker.limits.buckets import Bucket, RateLimiter
 from tests.integration.helpers import (
     DeliveryLedger,
     WorkerProcess,

@@ -8,7 +8,7 @@ import redis
 from mailfleet.shared.durations import Rate
 from mailfleet.shared.job import Lane
 from mailfleet.shared.settings import Settings
-from mailfleet.worker.rate_limit import Bucket, RateLimiter
+from mailfleet.worker.limits.buckets import Bucket, RateLimiter
 
 
 def _bucket(settings: Settings, rate: str, burst: int) -> Bucket:

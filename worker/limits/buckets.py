@@ -1,6 +1,6 @@
 """The fleet-wide rate limit: GCRA buckets in Redis, taken several at once in one round trip.
 
-The algorithm lives in ``rate_limit.lua`` (one script, Redis's clock, all or nothing); this
+The algorithm lives in ``gcra.lua`` (one script, Redis's clock, all or nothing); this
 module only names the buckets a job needs and calls the script. Every worker of a
 namespace shares the same buckets, so the limit holds however many replicas run.
 
@@ -29,7 +29,7 @@ from mailfleet.shared.relays import Relay
 from mailfleet.shared.settings import Settings
 from mailfleet.worker.round_trip import ScriptCall
 
-_SCRIPT = files("mailfleet.worker").joinpath("rate_limit.lua").read_text()
+_SCRIPT = files("mailfleet.worker.limits").joinpath("gcra.lua").read_text()
 _MICROS = 1_000_000
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from mailfleet.shared.job import parse_job
 from mailfleet.shared.redis_client import make_redis
 from mailfleet.shared.settings import Settings
-from mailfleet.worker.rate_limit import RateLimiter
+from mailfleet.worker.limits.buckets import RateLimiter
 
 
 @dataclass(frozen=True)

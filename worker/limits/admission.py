@@ -23,9 +23,9 @@ from mailfleet.shared.job import EmailJob, Lane
 from mailfleet.shared.relays import Relay
 from mailfleet.worker.delivery import Delivery, Inbox
 from mailfleet.worker.fail_closed import FailClosed
+from mailfleet.worker.limits.buckets import Admission as TokenAnswer
+from mailfleet.worker.limits.buckets import Bucket, RateLimiter
 from mailfleet.worker.metrics import WorkerMetrics
-from mailfleet.worker.rate_limit import Admission as TokenAnswer
-from mailfleet.worker.rate_limit import Bucket, RateLimiter
 from mailfleet.worker.round_trip import ScriptCall
 
 log = structlog.get_logger("mailfleet.worker")

@@ -21,7 +21,7 @@ from mailfleet.shared.names import Names
 from mailfleet.shared.redis_client import REDIS_DOWN
 
 log = structlog.get_logger("mailfleet.worker")
-_SCRIPT = files("mailfleet.worker").joinpath("adapt.lua").read_text()
+_SCRIPT = files("mailfleet.worker.limits").joinpath("adapt.lua").read_text()
 DECREASE = 0.5
 STEP = 0.1
 FLOOR = 0.05
