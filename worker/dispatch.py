@@ -13,9 +13,9 @@ from mailfleet.shared.job import EmailJob
 from mailfleet.shared.relays import Relay
 from mailfleet.worker.delivery import Delivery
 from mailfleet.worker.limits.admission import Admission, Admit, LeasePlan, Parked
-from mailfleet.worker.relay_pool import RelayPool
-from mailfleet.worker.replies import SmtpReply
-from mailfleet.worker.smtp import Envelope, SendResult, Transport
+from mailfleet.worker.smtp.relay_pool import RelayPool
+from mailfleet.worker.smtp.replies import SmtpReply
+from mailfleet.worker.smtp.transport import Envelope, SendResult, Transport
 
 _TRIES = 2  # the chosen relay, then one other
 

@@ -25,7 +25,7 @@ from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.mime import build_message
 from mailfleet.worker.recipients import RecipientFilter, Recipients, wanted
 from mailfleet.worker.settle import Settler
-from mailfleet.worker.smtp import Envelope, Transport
+from mailfleet.worker.smtp.transport import Envelope, Transport
 
 log = structlog.get_logger("mailfleet.worker")
 

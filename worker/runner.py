@@ -44,9 +44,9 @@ from mailfleet.worker.limits.buckets import RateLimiter
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.pipeline import Pipeline
 from mailfleet.worker.recipients import RecipientFilter
-from mailfleet.worker.relay_pool import RelayPool
 from mailfleet.worker.settle import Settler
-from mailfleet.worker.smtp import SmtpTransport, Transport
+from mailfleet.worker.smtp.relay_pool import RelayPool
+from mailfleet.worker.smtp.transport import SmtpTransport, Transport
 
 log = structlog.get_logger("mailfleet.worker")
 TransportFactory = Callable[[], Transport]

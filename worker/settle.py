@@ -21,8 +21,8 @@ from mailfleet.shared.topology import tier_name
 from mailfleet.worker.backoff import retry_delay, wait_tier
 from mailfleet.worker.delivery import Delivery
 from mailfleet.worker.metrics import WorkerMetrics
-from mailfleet.worker.replies import Outcome, SmtpReply, classify
-from mailfleet.worker.smtp import SendResult
+from mailfleet.worker.smtp.replies import Outcome, SmtpReply, classify
+from mailfleet.worker.smtp.transport import SendResult
 
 log = structlog.get_logger("mailfleet.worker")
 _BROKER_HEADERS = ("x-death", "x-first-death-", "x-last-death-", "x-delivery-count")

@@ -10,7 +10,7 @@ import pytest
 
 from mailfleet.producer.devtools.sink import SmtpSink
 from mailfleet.shared.relays import Relay
-from mailfleet.worker.smtp import Envelope, SmtpTransport
+from mailfleet.worker.smtp.transport import Envelope, SmtpTransport
 
 BODY = b"Subject: chained\r\n\r\nHello there.\r\n.leading dot stays\r\n"
 

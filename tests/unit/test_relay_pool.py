@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from mailfleet.shared.relays import Relay
-from mailfleet.worker.relay_pool import BreakerState, RelayPool
+from mailfleet.worker.smtp.relay_pool import BreakerState, RelayPool
 
 A = Relay.parse("smtp://127.0.0.1:2501?weight=3")
 B = Relay.parse("smtp://127.0.0.1:2502?weight=1")

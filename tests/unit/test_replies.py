@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailfleet.worker.replies import Outcome, SmtpReply, Verdict, classify
+from mailfleet.worker.smtp.replies import Outcome, SmtpReply, Verdict, classify
 
 DELIVERED = Verdict(Outcome.DELIVERED)
 TRANSIENT = Verdict(Outcome.TRANSIENT)

@@ -18,9 +18,8 @@ from typing import Protocol
 from pydantic import SecretStr
 
 from mailfleet.shared.relays import Relay
-from mailfleet.worker.replies import SmtpReply
-from mailfleet.worker.smtp_connect import Connector
-from mailfleet.worker.smtp_pipelining import (
+from mailfleet.worker.smtp.connect import Connector
+from mailfleet.worker.smtp.pipelining import (
     Opened,
     can_pipeline,
     commands,
@@ -28,6 +27,7 @@ from mailfleet.worker.smtp_pipelining import (
     read_opening,
     write_message,
 )
+from mailfleet.worker.smtp.replies import SmtpReply
 
 IDLE_CHECK = 5.0  # seconds a pooled connection may idle before it is checked with NOOP
 SERVICE_NOT_AVAILABLE = 421

@@ -1,0 +1,1 @@
+"""SMTP delivery: the pooled transport, opening connections, pipelining, replies, relays."""
