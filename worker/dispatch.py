@@ -2,7 +2,7 @@
 failed, record it for the breaker and try once more on another healthy relay.
 
 An envelope may also be sent *chained* behind the one before it on the same relay (see
-``smtp_pipelining``): its relay is then already chosen and its tokens already taken.
+``smtp/pipelining.py``): its relay is then already chosen and its tokens already taken.
 """
 
 from __future__ import annotations

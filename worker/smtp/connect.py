@@ -1,5 +1,5 @@
 """Opening a connection to a relay: implicit TLS or STARTTLS, EHLO, and AUTH when the relay
-or the settings carry credentials. The transport (``smtp.py``) pools what this opens."""
+or the settings carry credentials. The transport (``transport.py``) pools what this opens."""
 
 from __future__ import annotations
 
