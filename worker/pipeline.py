@@ -22,7 +22,7 @@ from mailfleet.worker.dispatch import Dispatcher
 from mailfleet.worker.fail_closed import FailClosed
 from mailfleet.worker.limits.admission import Admit, Parked
 from mailfleet.worker.metrics import WorkerMetrics
-from mailfleet.worker.mime import build_message
+from mailfleet.worker.mime.build import build_message
 from mailfleet.worker.recipients import RecipientFilter, Recipients, wanted
 from mailfleet.worker.settle import Settler
 from mailfleet.worker.smtp.transport import Envelope, Transport

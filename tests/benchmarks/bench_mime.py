@@ -1,4 +1,4 @@
-"""MIME building cost: ``mailfleet.worker.mime.build_message`` against ``EmailMessage``.
+"""MIME building cost: ``mailfleet.worker.mime.build.build_message`` against ``EmailMessage``.
 
 Run from the repository root::
 
@@ -26,7 +26,7 @@ from email.message import EmailMessage, Message
 from email.utils import formatdate
 
 from mailfleet.shared.job import EmailJob
-from mailfleet.worker.mime import JOB_ID_HEADER, build_message, message_id
+from mailfleet.worker.mime.build import JOB_ID_HEADER, build_message, message_id
 
 Builder = Callable[[EmailJob], bytes]
 _TEXT = (

@@ -32,7 +32,7 @@ from bench_throughput import HOST, Relay, make_jobs, start_relay
 from mailfleet.shared.job import parse_job
 from mailfleet.shared.sent_ledger import SentLedger
 from mailfleet.shared.settings import Settings, load_settings
-from mailfleet.worker.mime import build_message
+from mailfleet.worker.mime.build import build_message
 
 
 @dataclass(frozen=True)

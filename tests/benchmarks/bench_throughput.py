@@ -53,7 +53,7 @@ from mailfleet.producer.publisher import Producer
 from mailfleet.producer.topology import queue_depths, topology_of
 from mailfleet.shared.job import EmailJob, Lane
 from mailfleet.shared.settings import Settings, load_settings
-from mailfleet.worker.mime import build_message
+from mailfleet.worker.mime.build import build_message
 
 HOST = "127.0.0.1"
 _DOMAINS = ("example.com", "example.org", "example.net", "mail.test")

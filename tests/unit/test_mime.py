@@ -1,4 +1,4 @@
-"""Building the RFC 5322 message of a job (``worker/mime.py``)."""
+"""Building the RFC 5322 message of a job (``worker/mime/build.py``)."""
 
 # STYLE.md asks for `assert expected == actual`; ruff's SIM300 wants the reverse.
 
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from mailfleet.shared.job import EmailJob, parse_job
-from mailfleet.worker.mime import JOB_ID_HEADER, build_message, build_with_email_mime
+from mailfleet.worker.mime.build import JOB_ID_HEADER, build_message, build_with_email_mime
 
 
 def make_job(**changes: Any) -> EmailJob:

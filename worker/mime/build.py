@@ -17,7 +17,7 @@ from email.utils import formataddr, formatdate, parseaddr
 
 from mailfleet.shared.addresses import domain_of, is_plain
 from mailfleet.shared.job import EmailJob
-from mailfleet.worker import mime_direct as direct
+from mailfleet.worker.mime import direct
 
 JOB_ID_HEADER = "X-Mailfleet-Id"
 # SMTP wants CRLF line ends; smtplib sends bytes as they are.

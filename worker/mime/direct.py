@@ -1,4 +1,4 @@
-"""Writing a message without attachments straight to bytes: the hot path of ``mime.py``.
+"""Writing a message without attachments straight to bytes: the hot path of ``build.py``.
 
 Same output as the ``email.mime`` classes under ``compat32`` with CRLF line ends (headers
 folded at spaces past 78 columns, 7bit for short-lined ASCII, base64 UTF-8 otherwise,
