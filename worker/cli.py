@@ -50,7 +50,7 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     }
     settings = settings.model_copy(update=overrides)
     if args.processes > 1:
-        from mailfleet.worker.supervisor import Supervisor  # noqa: PLC0415
+        from mailfleet.worker.processes.supervisor import Supervisor  # noqa: PLC0415
 
         return Supervisor(settings, args.processes, burst=args.burst).run()
     return Worker(settings, burst=args.burst).run()

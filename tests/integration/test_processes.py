@@ -21,7 +21,7 @@ from mailfleet.producer.devtools.sink import SmtpSink, free_port
 from mailfleet.producer.publisher import Producer
 from mailfleet.shared.job import Lane
 from mailfleet.shared.settings import Settings
-from mailfleet.worker.supervisor import KILL_MARGIN
+from mailfleet.worker.processes.supervisor import KILL_MARGIN
 from tests.integration.helpers import DeliveryLedger, WorkerProcess, http_get, make_job, wait_until
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mailfleet.worker.group_health import Member, liveness, readiness
-from mailfleet.worker.group_metrics import merge
 from mailfleet.worker.metrics import WorkerMetrics
+from mailfleet.worker.processes.group_health import Member, liveness, readiness
+from mailfleet.worker.processes.group_metrics import merge
 
 
 def _exposition(delivered: int) -> str:

@@ -29,8 +29,8 @@ from types import FrameType
 import structlog
 
 from mailfleet.shared.settings import Settings
-from mailfleet.worker.child import STOP_SIGNALS, run_child
-from mailfleet.worker.group_health import GroupHealth, Member
+from mailfleet.worker.processes.child import STOP_SIGNALS, run_child
+from mailfleet.worker.processes.group_health import GroupHealth, Member
 
 log = structlog.get_logger("mailfleet.worker")
 KILL_MARGIN = 2.0  # beyond the grace: closing connections, flushing the last acks

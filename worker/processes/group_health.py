@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from mailfleet.worker.group_metrics import merge
 from mailfleet.worker.health_server import PUBLIC_HOST, HttpEndpoint, PlainHandler
+from mailfleet.worker.processes.group_metrics import merge
 
 _CHILD_TIMEOUT = 2.0  # a child that takes longer is reported as not answering
 
