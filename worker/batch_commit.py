@@ -20,7 +20,7 @@ from redis.connection import Connection
 from mailfleet.shared.errors import RedisUnavailable
 from mailfleet.shared.names import Names
 from mailfleet.shared.redis_client import REDIS_DOWN
-from mailfleet.worker.delivery import Delivery
+from mailfleet.worker.inbox import Delivery
 
 log = structlog.get_logger("mailfleet.worker")
 

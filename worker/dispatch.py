@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from mailfleet.shared.job import EmailJob
 from mailfleet.shared.relays import Relay
-from mailfleet.worker.delivery import Delivery
+from mailfleet.worker.inbox import Delivery
 from mailfleet.worker.limits.admission import Admission, Admit, LeasePlan, Parked
 from mailfleet.worker.smtp.relay_pool import RelayPool
 from mailfleet.worker.smtp.replies import SmtpReply

@@ -16,7 +16,7 @@ from mailfleet.shared.job import EmailJob
 from mailfleet.shared.redis_client import REDIS_DOWN
 from mailfleet.shared.sent_ledger import SentLedger
 from mailfleet.shared.suppression import SuppressionList
-from mailfleet.worker.delivery import Delivery
+from mailfleet.worker.inbox import Delivery
 from mailfleet.worker.round_trip import ScriptCall, run_together
 
 _SCRIPT = files("mailfleet.worker").joinpath("recipients.lua").read_text()

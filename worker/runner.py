@@ -34,16 +34,16 @@ from mailfleet.worker.batch_commit import BatchCommit, HeldAcks, WriteAheadLedge
 from mailfleet.worker.broker.connection import CONNECTION_ERRORS
 from mailfleet.worker.broker.consumer import LaneConsumer
 from mailfleet.worker.broker.republisher import Republisher
-from mailfleet.worker.delivery import Inbox
 from mailfleet.worker.dispatch import Dispatcher
-from mailfleet.worker.fail_closed import FailClosed
-from mailfleet.worker.health_server import HealthFactory, HealthServer, on_metrics_port
+from mailfleet.worker.health import HealthFactory, HealthServer, on_metrics_port
+from mailfleet.worker.inbox import Inbox
 from mailfleet.worker.limits.adaptive import AdaptiveLimits
 from mailfleet.worker.limits.admission import Admission
 from mailfleet.worker.limits.buckets import RateLimiter
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.pipeline import Pipeline
 from mailfleet.worker.recipients import RecipientFilter
+from mailfleet.worker.redis_gate import FailClosed
 from mailfleet.worker.settle import Settler
 from mailfleet.worker.smtp.relay_pool import RelayPool
 from mailfleet.worker.smtp.transport import SmtpTransport, Transport

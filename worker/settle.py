@@ -19,7 +19,7 @@ from mailfleet.shared.job import EmailJob
 from mailfleet.shared.settings import Settings
 from mailfleet.shared.topology import tier_name
 from mailfleet.worker.backoff import retry_delay, wait_tier
-from mailfleet.worker.delivery import Delivery
+from mailfleet.worker.inbox import Delivery
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.smtp.replies import Outcome, SmtpReply, classify
 from mailfleet.worker.smtp.transport import SendResult

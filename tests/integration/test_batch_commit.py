@@ -16,7 +16,7 @@ from mailfleet.shared.job import Lane
 from mailfleet.shared.names import Names
 from mailfleet.shared.sent_ledger import SentLedger
 from mailfleet.worker.batch_commit import BatchCommit, HeldAcks, WriteAheadLedger
-from mailfleet.worker.delivery import Delivery
+from mailfleet.worker.inbox import Delivery
 from tests.integration.outages import RedisServer
 
 TTL = 3600

@@ -9,7 +9,7 @@ import time
 import pika
 
 from mailfleet.shared.job import Lane
-from mailfleet.worker.delivery import Delivery, Inbox
+from mailfleet.worker.inbox import Delivery, Inbox
 
 
 def delivery(tag: int, lane: Lane = Lane.BULK) -> Delivery:

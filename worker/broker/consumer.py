@@ -22,7 +22,7 @@ from mailfleet.shared.job import Lane
 from mailfleet.shared.settings import Settings
 from mailfleet.shared.topology import Topology
 from mailfleet.worker.broker.connection import CONNECTION_ERRORS, connect, declare
-from mailfleet.worker.delivery import Delivery
+from mailfleet.worker.inbox import Delivery
 
 log = structlog.get_logger("mailfleet.worker")
 

@@ -21,11 +21,11 @@ import structlog
 from mailfleet.shared.errors import RedisUnavailable
 from mailfleet.shared.job import EmailJob, Lane
 from mailfleet.shared.relays import Relay
-from mailfleet.worker.delivery import Delivery, Inbox
-from mailfleet.worker.fail_closed import FailClosed
+from mailfleet.worker.inbox import Delivery, Inbox
 from mailfleet.worker.limits.buckets import Admission as TokenAnswer
 from mailfleet.worker.limits.buckets import Bucket, RateLimiter
 from mailfleet.worker.metrics import WorkerMetrics
+from mailfleet.worker.redis_gate import FailClosed
 from mailfleet.worker.round_trip import ScriptCall
 
 log = structlog.get_logger("mailfleet.worker")

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from mailfleet.shared.errors import MailfleetError
 from mailfleet.shared.settings import Settings
-from mailfleet.worker.health_server import (
+from mailfleet.worker.health import (
     HealthFactory,
     HealthServer,
     HttpEndpoint,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from mailfleet.worker.health_server import PUBLIC_HOST, HttpEndpoint, PlainHandler
+from mailfleet.worker.health import PUBLIC_HOST, HttpEndpoint, PlainHandler
 from mailfleet.worker.processes.group_metrics import merge
 
 _CHILD_TIMEOUT = 2.0  # a child that takes longer is reported as not answering
