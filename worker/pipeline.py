@@ -23,7 +23,7 @@ from mailfleet.worker.limits.admission import Admit, Parked
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.mime.build import build_message
 from mailfleet.worker.recipients import RecipientFilter, Recipients, wanted
-from mailfleet.worker.redis_gate import FailClosed
+from mailfleet.worker.redis_gate import RedisGate
 from mailfleet.worker.settle import Settler
 from mailfleet.worker.smtp.transport import Envelope, Transport
 
@@ -52,7 +52,7 @@ class Pipeline:
         recipients: RecipientFilter,
         dispatcher: Dispatcher,
         settler: Settler,
-        gate: FailClosed,
+        gate: RedisGate,
         metrics: WorkerMetrics,
     ) -> None:
         self._limits = limits

@@ -14,7 +14,7 @@ log = structlog.get_logger("mailfleet.worker")
 T = TypeVar("T")
 
 
-class FailClosed:
+class RedisGate:
     """Runs Redis-dependent steps; while Redis is down, waits (logging once) instead of sending."""
 
     def __init__(self, stopping: threading.Event, max_backoff: float = 5.0) -> None:

@@ -43,7 +43,7 @@ from mailfleet.worker.limits.buckets import RateLimiter
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.pipeline import Pipeline
 from mailfleet.worker.recipients import RecipientFilter
-from mailfleet.worker.redis_gate import FailClosed
+from mailfleet.worker.redis_gate import RedisGate
 from mailfleet.worker.settle import Settler
 from mailfleet.worker.smtp.relay_pool import RelayPool
 from mailfleet.worker.smtp.transport import SmtpTransport, Transport
@@ -84,7 +84,7 @@ class Worker:
         self._republisher = Republisher(settings)
         self._redis = make_redis(settings)
         self.metrics = WorkerMetrics()
-        self._gate = FailClosed(self._stopping)
+        self._gate = RedisGate(self._stopping)
         ledger = SentLedger(self._redis, settings.names, settings.sent_ttl)
         self._suppression = SuppressionList(self._redis, settings.names)
         self._adaptive = AdaptiveLimits(self._redis, settings.names, set(settings.domain_limits))

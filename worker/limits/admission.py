@@ -25,7 +25,7 @@ from mailfleet.worker.inbox import Delivery, Inbox
 from mailfleet.worker.limits.buckets import Admission as TokenAnswer
 from mailfleet.worker.limits.buckets import Bucket, RateLimiter
 from mailfleet.worker.metrics import WorkerMetrics
-from mailfleet.worker.redis_gate import FailClosed
+from mailfleet.worker.redis_gate import RedisGate
 from mailfleet.worker.round_trip import ScriptCall
 
 log = structlog.get_logger("mailfleet.worker")
@@ -58,7 +58,7 @@ class Admission:
     def __init__(
         self,
         limiter: RateLimiter,
-        gate: FailClosed,
+        gate: RedisGate,
         inbox: Inbox,
         metrics: WorkerMetrics,
         stopping: threading.Event,
