@@ -24,6 +24,7 @@ from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.mime.build import build_message
 from mailfleet.worker.recipients import RecipientFilter, Recipients, wanted
 from mailfleet.worker.redis_gate import RedisGate
+from mailfleet.worker.retry import RetryPolicy
 from mailfleet.worker.settle import Settler
 from mailfleet.worker.smtp.transport import Envelope, Transport
 
@@ -48,7 +49,7 @@ class Pipeline:
         self,
         *,
         limits: JobLimits,
-        crash_limit: int,
+        retry: RetryPolicy,
         recipients: RecipientFilter,
         dispatcher: Dispatcher,
         settler: Settler,
@@ -56,7 +57,7 @@ class Pipeline:
         metrics: WorkerMetrics,
     ) -> None:
         self._limits = limits
-        self._crash_limit = crash_limit
+        self._retry = retry
         self._recipients = recipients
         self._dispatcher = dispatcher
         self._settler = settler
@@ -103,9 +104,7 @@ class Pipeline:
     def _screen(self, delivery: Delivery) -> EmailJob | None:
         """The job, or None once settled here: crashed too often, invalid, or not yet due."""
         try:
-            if delivery.delivery_count >= self._crash_limit:
-                # Handed out this often, it keeps taking workers down with it: stop here,
-                # with our headers, before the queue's own delivery limit drops it without.
+            if self._retry.crashed_out(delivery.delivery_count):
                 self._settler.crashed(delivery)
                 return None
             try:

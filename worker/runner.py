@@ -44,6 +44,7 @@ from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.pipeline import Pipeline
 from mailfleet.worker.recipients import RecipientFilter
 from mailfleet.worker.redis_gate import RedisGate
+from mailfleet.worker.retry import RetryPolicy
 from mailfleet.worker.settle import Settler
 from mailfleet.worker.smtp.relay_pool import RelayPool
 from mailfleet.worker.smtp.transport import SmtpTransport, Transport
@@ -233,7 +234,7 @@ class Worker:
         )
         pipeline = Pipeline(
             limits=self._settings.job_limits,
-            crash_limit=self._settings.delivery_limit,
+            retry=RetryPolicy.from_settings(self._settings),
             recipients=self._recipients,
             dispatcher=self._dispatcher,
             settler=settler,

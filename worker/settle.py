@@ -18,9 +18,9 @@ from mailfleet.shared.errors import RedisUnavailable
 from mailfleet.shared.job import EmailJob
 from mailfleet.shared.settings import Settings
 from mailfleet.shared.topology import tier_name
-from mailfleet.worker.backoff import retry_delay, wait_tier
 from mailfleet.worker.inbox import Delivery
 from mailfleet.worker.metrics import WorkerMetrics
+from mailfleet.worker.retry import RetryPolicy
 from mailfleet.worker.smtp.replies import Outcome, SmtpReply, classify
 from mailfleet.worker.smtp.transport import SendResult
 
@@ -81,7 +81,7 @@ class Settler:
         metrics: WorkerMetrics,
         adaptive: Adaptive,
     ) -> None:
-        self._settings = settings
+        self._policy = RetryPolicy.from_settings(settings)
         self._names = settings.names
         self._acker = acker
         self._publisher = publisher
@@ -134,7 +134,7 @@ class Settler:
 
     def defer(self, delivery: Delivery, job: EmailJob, seconds: float) -> None:
         """Park a job whose ``not_before`` lies ahead in a delay tier, without using an attempt."""
-        delay = wait_tier(seconds, self._settings.retry_delays)
+        delay = self._policy.wait_tier(seconds)
         self._to_tier(delivery, delay, delivery.attempt, None)
         log.info("deferred", job_id=job.id, lane=delivery.lane, wait_s=round(delay, 1))
         self._metrics.job("deferred", delivery.lane)
@@ -196,12 +196,10 @@ class Settler:
         self, delivery: Delivery, job: EmailJob, refused: dict[str, SmtpReply], base: dict[str, Any]
     ) -> None:
         attempt = delivery.attempt
-        timestamp = delivery.properties.timestamp
-        too_old = timestamp is not None and time.time() - timestamp > self._settings.max_age
-        if attempt >= self._settings.max_attempts or too_old:
+        if self._policy.gives_up(attempt, delivery.properties.timestamp, time.time()):
             self._fail(delivery, job, "exhausted", refused, base)
             return
-        delay = retry_delay(attempt, self._settings.retry_delays)
+        delay = self._policy.delay_after(attempt)
         self._to_tier(delivery, delay, attempt + 1, self._subset(job, refused))
         reply = next(iter(refused.values()))
         log.info(

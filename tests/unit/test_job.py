@@ -1,7 +1,5 @@
 """The email job schema (the README's "The job"): every rule of the wire contract."""
 
-# STYLE.md asks for `assert expected == actual`; ruff's SIM300 wants the reverse.
-
 from __future__ import annotations
 
 import base64

@@ -1,7 +1,5 @@
 """Reading jobs from JSON lines (``mailfleet publish``), every line checked before publishing."""
 
-# STYLE.md asks for `assert expected == actual`; ruff's SIM300 wants the reverse.
-
 from __future__ import annotations
 
 import json

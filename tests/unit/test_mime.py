@@ -1,7 +1,5 @@
 """Building the RFC 5322 message of a job (``worker/mime/build.py``)."""
 
-# STYLE.md asks for `assert expected == actual`; ruff's SIM300 wants the reverse.
-
 from __future__ import annotations
 
 import base64

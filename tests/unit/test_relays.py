@@ -1,7 +1,5 @@
 """SMTP relay URLs: ``smtp://[user:pass@]host:port[?starttls=true&weight=N]`` or ``smtps://``."""
 
-# STYLE.md asks for `assert expected == actual`; ruff's SIM300 wants the reverse.
-
 from __future__ import annotations
 
 import pytest

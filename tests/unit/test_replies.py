@@ -1,7 +1,5 @@
 """Classifying SMTP replies: RFC 5321 basic code, RFC 3463 enhanced code, provider quirks."""
 
-# STYLE.md asks for `assert expected == actual`; ruff's SIM300 wants the reverse.
-
 from __future__ import annotations
 
 import pytest

@@ -1,7 +1,5 @@
 """Settings from ``MAILFLEET_*`` environment variables."""
 
-# STYLE.md asks for `assert expected == actual`; ruff's SIM300 wants the reverse.
-
 from __future__ import annotations
 
 import os

@@ -1,7 +1,5 @@
 """The broker topology as data (the README's "Broker topology")."""
 
-# STYLE.md asks for `assert expected == actual`; ruff's SIM300 wants the reverse.
-
 from __future__ import annotations
 
 import pytest
