@@ -21,11 +21,10 @@ from mailfleet.producer.connection import CONNECTION_ERRORS, open_connection
 from mailfleet.producer.topology import declare, topology_of
 from mailfleet.shared.errors import BrokerUnavailable, PublishNacked, Unroutable
 from mailfleet.shared.job import CONTENT_TYPE, JOB_TYPE, EmailJob
-from mailfleet.shared.names import ATTEMPT
+from mailfleet.shared.names import ATTEMPT, PERSISTENT
 from mailfleet.shared.settings import Settings
 
 log = structlog.get_logger("mailfleet.producer")
-PERSISTENT = 2
 _RETRYABLE: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, BrokerUnavailable)
 
 

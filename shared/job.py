@@ -29,6 +29,7 @@ from pydantic import (
 
 from mailfleet.shared.addresses import bare_address, check_address
 from mailfleet.shared.errors import InvalidJobError
+from mailfleet.shared.names import JOB_ID_HEADER
 from mailfleet.shared.text import has_line_break
 
 JOB_TYPE = "mailfleet.email.v1"
@@ -46,7 +47,7 @@ PROTECTED_HEADERS = frozenset(
         "sender",
         "date",
         "message-id",
-        "x-mailfleet-id",  # set by the worker; ledgers correlate by it
+        JOB_ID_HEADER.lower(),  # set by the worker; ledgers correlate by it
         "mime-version",
         "content-type",
         "content-transfer-encoding",

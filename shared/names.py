@@ -7,9 +7,12 @@ without touching each other.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from mailfleet.shared.durations import format_duration
-from mailfleet.shared.job import Lane
+
+if TYPE_CHECKING:  # job.py reads JOB_ID_HEADER from here
+    from mailfleet.shared.job import Lane
 
 # Message headers (documented in the README's "Broker topology").
 ATTEMPT = "x-mailfleet-attempt"
@@ -20,6 +23,16 @@ FAILED_AT = "x-mailfleet-failed-at"
 LANE = "x-mailfleet-lane"
 TIER = "x-mailfleet-tier"
 RECIPIENTS = "x-mailfleet-recipients"  # the recipients still to be tried, when fewer than all
+# Headers RabbitMQ adds when it dead-letters or redelivers a message (prefixes of their names);
+# a message republished by mailfleet leaves them behind.
+DEATHS = "x-death"
+DELIVERY_COUNT = "x-delivery-count"
+BROKER_HEADERS = (DEATHS, "x-first-death-", "x-last-death-", DELIVERY_COUNT)
+# AMQP delivery mode of every message mailfleet publishes: stored on disk.
+PERSISTENT = 2
+
+# The email header the worker writes the job id into; ledgers and sinks correlate by it.
+JOB_ID_HEADER = "X-Mailfleet-Id"
 
 
 @dataclass(frozen=True)

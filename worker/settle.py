@@ -25,9 +25,7 @@ from mailfleet.worker.smtp.replies import Outcome, SmtpReply, classify
 from mailfleet.worker.smtp.transport import SendResult
 
 log = structlog.get_logger("mailfleet.worker")
-_BROKER_HEADERS = ("x-death", "x-first-death-", "x-last-death-", "x-delivery-count")
 _MAX_ERROR = 1000
-PERSISTENT = 2
 
 
 class Acker(Protocol):
@@ -48,7 +46,7 @@ class Ledger(Protocol):
 
 def _own_headers(delivery: Delivery) -> dict[str, Any]:
     """The message's headers without those the broker added on its way through queues."""
-    return {k: v for k, v in delivery.headers.items() if not k.startswith(_BROKER_HEADERS)}
+    return {k: v for k, v in delivery.headers.items() if not k.startswith(headers.BROKER_HEADERS)}
 
 
 def _on_the_list(recipients: list[str]) -> str:
@@ -293,7 +291,7 @@ class Settler:
             type=original.type,
             message_id=original.message_id,
             timestamp=original.timestamp,
-            delivery_mode=PERSISTENT,
+            delivery_mode=headers.PERSISTENT,
             headers=message_headers,
         )
         self._publisher.publish(exchange, routing_key, delivery.body, properties)

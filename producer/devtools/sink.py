@@ -17,11 +17,12 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from mailfleet.shared.names import JOB_ID_HEADER
+
 # Given a recipient (or, for DATA, all accepted recipients), return an SMTP reply such as
 # "451 4.7.1 try later" to refuse, or None to accept.
 RcptReply = Callable[[str], str | None]
 DataReply = Callable[[list[str]], str | None]
-JOB_ID_HEADER = "X-Mailfleet-Id"
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,11 @@ from django.core.mail import EmailMessage as DjangoEmailMessage
 
 from mailfleet.shared.errors import InvalidJobError
 from mailfleet.shared.job import PROTECTED_HEADERS, EmailJob, JobLimits, Lane, parse_job
+from mailfleet.shared.names import JOB_ID_HEADER
 
 log = structlog.get_logger("mailfleet.django")
 
 DROPPED_HEADERS = frozenset({"date", "message-id", "mime-version"})
-JOB_ID_HEADER = "x-mailfleet-id"
 DEFAULT_MIME_TYPE = "application/octet-stream"
 
 
@@ -69,7 +69,7 @@ def _split_headers(extra: dict[Any, Any]) -> tuple[dict[str, str], str | None, s
         name, value, key = str(raw_name), str(raw_value), str(raw_name).lower()
         if key in DROPPED_HEADERS:
             log.debug("django_header_dropped", header=name)
-        elif key == JOB_ID_HEADER:
+        elif key == JOB_ID_HEADER.lower():
             job_id = value
         elif key == "reply-to":
             reply_to = _first_address(value)  # documented: the job carries one Reply-To

@@ -26,7 +26,8 @@ from email.message import EmailMessage, Message
 from email.utils import formatdate
 
 from mailfleet.shared.job import EmailJob
-from mailfleet.worker.mime.build import JOB_ID_HEADER, build_message, message_id
+from mailfleet.shared.names import JOB_ID_HEADER
+from mailfleet.worker.mime.build import build_message, message_id
 
 Builder = Callable[[EmailJob], bytes]
 _TEXT = (

@@ -58,8 +58,9 @@ from bench_throughput import (
 
 from mailfleet.producer.connection import open_connection
 from mailfleet.producer.devtools.namespace import remove_namespace
-from mailfleet.producer.devtools.sink import JOB_ID_HEADER, ReceivedMessage, SmtpSink
+from mailfleet.producer.devtools.sink import ReceivedMessage, SmtpSink
 from mailfleet.producer.topology import queue_depths, topology_of
+from mailfleet.shared.names import JOB_ID_HEADER
 from mailfleet.shared.settings import load_settings
 
 HERE = Path(__file__).resolve().parent

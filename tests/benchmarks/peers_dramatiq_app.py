@@ -37,7 +37,8 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
 # The header the relay's ledger reads ids from: the one mailfleet's worker writes, so that
 # one ledger serves both contenders.
-ID_HEADER = "X-Mailfleet-Id"
+from mailfleet.shared.names import JOB_ID_HEADER
+
 QUEUE = os.environ.get("BENCH_PEERS_QUEUE", "bench_peers")
 SMTP_HOST = os.environ.get("BENCH_PEERS_SMTP_HOST", "127.0.0.1")
 SMTP_PORT = int(os.environ.get("BENCH_PEERS_SMTP_PORT", "2525"))
@@ -60,7 +61,7 @@ def build(job: dict[str, Any]) -> bytes:
     message["Subject"] = job["subject"]
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = f"<{job['id']}@bench.peers>"
-    message[ID_HEADER] = job["id"]
+    message[JOB_ID_HEADER] = job["id"]
     return message.as_bytes(policy=_CRLF)
 
 

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from mailfleet.shared.job import EmailJob, parse_job
-from mailfleet.worker.mime.build import JOB_ID_HEADER, build_message, build_with_email_mime
+from mailfleet.shared.names import JOB_ID_HEADER
+from mailfleet.worker.mime.build import build_message, build_with_email_mime
 
 
 def make_job(**changes: Any) -> EmailJob:

@@ -17,9 +17,9 @@ from email.utils import formataddr, formatdate, parseaddr
 
 from mailfleet.shared.addresses import domain_of, is_plain
 from mailfleet.shared.job import EmailJob
+from mailfleet.shared.names import JOB_ID_HEADER
 from mailfleet.worker.mime import direct
 
-JOB_ID_HEADER = "X-Mailfleet-Id"
 # SMTP wants CRLF line ends; smtplib sends bytes as they are.
 _MAX_WORD = 900  # compat32 folds only at white space; a longer word needs encoding
 _SMTP_POLICY = compat32.clone(linesep="\r\n")

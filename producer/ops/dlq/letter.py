@@ -26,8 +26,6 @@ from mailfleet.shared.job import JOB_TYPE, EmailJob, JobLimits, Lane, parse_job
 from mailfleet.shared.names import Names
 
 REASONS = ("invalid", "permanent", "exhausted", "suppressed", "crashed", "unknown")
-# Headers RabbitMQ adds when it dead-letters or redelivers a message.
-BROKER_HEADERS = ("x-death", "x-first-death-", "x-last-death-", "x-delivery-count")
 _LANES = {lane.value for lane in Lane}
 
 
@@ -97,7 +95,7 @@ def _recipients_header(value: Any) -> list[str] | None:
 
 def _last_death(message_headers: dict[str, Any]) -> dict[str, Any] | None:
     """The newest ``x-death`` entry (RabbitMQ puts it first): the one that brought it here."""
-    deaths = message_headers.get("x-death")
+    deaths = message_headers.get(headers.DEATHS)
     if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
         return deaths[0]
     return None

@@ -15,12 +15,11 @@ from kombu.connection import Connection
 
 from mailfleet.producer.amqp_errors import CLOSE_ERRORS, broker_errors
 from mailfleet.producer.confirms import ConfirmChannel, Outgoing
-from mailfleet.producer.ops.dlq.letter import BROKER_HEADERS, DeadLetter
+from mailfleet.producer.ops.dlq.letter import DeadLetter
 from mailfleet.producer.ops.dlq.report import ReplayReport
 from mailfleet.shared import names as headers
 from mailfleet.shared.job import CONTENT_TYPE, JOB_TYPE, EmailJob
 
-PERSISTENT = 2
 # Headers of a dead letter that a replayed job must not carry back into its lane.
 _DEAD_HEADERS = frozenset(
     {headers.REASON, headers.ERROR, headers.ATTEMPTS, headers.FAILED_AT, headers.LANE, headers.TIER}
@@ -38,7 +37,7 @@ def replay_message(
     message_headers: dict[str, Any] = {
         name: value
         for name, value in letter.headers.items()
-        if name not in _DEAD_HEADERS and not name.startswith(BROKER_HEADERS)
+        if name not in _DEAD_HEADERS and not name.startswith(headers.BROKER_HEADERS)
     }
     message_headers[headers.ATTEMPT] = 1
     if letter.recipients_header or remaining != job.recipients():
@@ -53,7 +52,7 @@ def replay_message(
         properties={
             "content_type": CONTENT_TYPE,
             "type": JOB_TYPE,
-            "delivery_mode": PERSISTENT,
+            "delivery_mode": headers.PERSISTENT,
             "timestamp": int(time.time()),
             "application_headers": message_headers,
         },
