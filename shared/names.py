@@ -6,8 +6,9 @@ without touching each other.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mailfleet.shared.durations import format_duration
 
@@ -33,6 +34,28 @@ PERSISTENT = 2
 
 # The email header the worker writes the job id into; ledgers and sinks correlate by it.
 JOB_ID_HEADER = "X-Mailfleet-Id"
+
+
+def read_recipients(value: object) -> list[str] | None:
+    """The recipients an ``x-mailfleet-recipients`` value lists (a JSON array), or None when
+    it is absent or unreadable: the message is then for every recipient of its job."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if not isinstance(value, str):
+        return None
+    try:
+        recipients = json.loads(value)
+    except json.JSONDecodeError:
+        return None
+    return [str(item) for item in recipients] if isinstance(recipients, list) else None
+
+
+def write_recipients(message_headers: dict[str, Any], recipients: list[str] | None) -> None:
+    """Set ``x-mailfleet-recipients`` to ``recipients``, or remove it (None: all of them)."""
+    if recipients is None:
+        message_headers.pop(RECIPIENTS, None)
+    else:
+        message_headers[RECIPIENTS] = json.dumps(recipients)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import deque
@@ -13,7 +12,7 @@ from typing import Any
 import pika
 
 from mailfleet.shared.job import Lane
-from mailfleet.shared.names import ATTEMPT, RECIPIENTS
+from mailfleet.shared.names import ATTEMPT, RECIPIENTS, read_recipients
 
 
 @dataclass(frozen=True)
@@ -45,16 +44,7 @@ class Delivery:
     @property
     def only_recipients(self) -> list[str] | None:
         """The recipients still to try, when an earlier attempt settled the others."""
-        value = self.headers.get(RECIPIENTS)
-        if isinstance(value, bytes):
-            value = value.decode()
-        if not isinstance(value, str):
-            return None
-        try:
-            recipients = json.loads(value)
-        except json.JSONDecodeError:
-            return None
-        return [str(item) for item in recipients] if isinstance(recipients, list) else None
+        return read_recipients(self.headers.get(RECIPIENTS))
 
 
 class Inbox:

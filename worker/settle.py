@@ -3,7 +3,6 @@ dead-letter with a reason. Every republish is confirmed before the original is a
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
@@ -281,10 +280,7 @@ class Settler:
         recipients: list[str] | None,
     ) -> None:
         message_headers = {**_own_headers(delivery), **extra}
-        if recipients is not None:
-            message_headers[headers.RECIPIENTS] = json.dumps(recipients)
-        else:
-            message_headers.pop(headers.RECIPIENTS, None)
+        headers.write_recipients(message_headers, recipients)
         original = delivery.properties
         properties = pika.BasicProperties(
             content_type=original.content_type,

@@ -14,7 +14,6 @@ Nothing here does I/O; :class:`Selection` holds the filters of ``mailfleet dlq``
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -82,17 +81,6 @@ def _iso_time(value: Any) -> datetime | None:
         return None
 
 
-def _recipients_header(value: Any) -> list[str] | None:
-    """The JSON list in ``x-mailfleet-recipients``, or None when absent or unreadable."""
-    if value is None:
-        return None
-    try:
-        data = json.loads(_text(value))
-    except json.JSONDecodeError:
-        return None
-    return [str(item) for item in data] if isinstance(data, list) else None
-
-
 def _last_death(message_headers: dict[str, Any]) -> dict[str, Any] | None:
     """The newest ``x-death`` entry (RabbitMQ puts it first): the one that brought it here."""
     deaths = message_headers.get(headers.DEATHS)
@@ -140,7 +128,7 @@ def read_dead_letter(message: Any, names: Names, limits: JobLimits) -> DeadLette
     if attempts is None:
         attempts = _int(message_headers.get(headers.ATTEMPT))
 
-    only = _recipients_header(message_headers.get(headers.RECIPIENTS))
+    only = headers.read_recipients(message_headers.get(headers.RECIPIENTS))
     recipients = only if only is not None else (job.recipients() if job else [])
     job_id = _text(properties.get("message_id")) or (job.id if job else "")
     return DeadLetter(

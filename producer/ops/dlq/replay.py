@@ -7,7 +7,6 @@ between duplicates a job (the worker's sent ledger absorbs it), never loses one.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from typing import Any, Protocol
 
@@ -40,10 +39,8 @@ def replay_message(
         if name not in _DEAD_HEADERS and not name.startswith(headers.BROKER_HEADERS)
     }
     message_headers[headers.ATTEMPT] = 1
-    if letter.recipients_header or remaining != job.recipients():
-        message_headers[headers.RECIPIENTS] = json.dumps(remaining)
-    else:
-        message_headers.pop(headers.RECIPIENTS, None)
+    only = remaining if letter.recipients_header or remaining != job.recipients() else None
+    headers.write_recipients(message_headers, only)
     return Outgoing(
         exchange=exchange,
         routing_key=letter.lane,
