@@ -227,6 +227,14 @@ def problems_of(exc: ValidationError) -> list[tuple[str, str]]:
     return problems
 
 
+def parse_message(body: bytes, kind: object, limits: JobLimits = DEFAULT_LIMITS) -> EmailJob:
+    """The job a message carries, given its AMQP ``type`` property ``kind`` (None counts as
+    v1); :class:`InvalidJobError` for another type, or a body that is not a valid job."""
+    if kind is not None and kind != JOB_TYPE:
+        raise InvalidJobError([("type", f"unknown message type {kind!r}, expected {JOB_TYPE}")])
+    return parse_job(body, limits)
+
+
 def parse_job(data: bytes | str | dict[str, Any], limits: JobLimits = DEFAULT_LIMITS) -> EmailJob:
     """Validate one job from JSON bytes or a dict; raise :class:`InvalidJobError` naming fields."""
     try:

@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 
 from mailfleet.shared.errors import InvalidJobError
-from mailfleet.shared.job import DEFAULT_LIMITS, EmailJob, JobLimits, Lane, parse_job
+from mailfleet.shared.job import (
+    DEFAULT_LIMITS,
+    JOB_TYPE,
+    EmailJob,
+    JobLimits,
+    Lane,
+    parse_job,
+    parse_message,
+)
 
 # Characters other than CR and LF that Python's email package treats as line breaks when it
 # writes a header (str.splitlines): a value containing one becomes two header lines.
@@ -527,6 +535,21 @@ class TestParseJob:
         with pytest.raises(InvalidJobError) as caught:
             parse_job(data)
         assert ["job"] == [field for field, _ in caught.value.problems]
+
+
+class TestParseMessage:
+    """``parse_message``: a message body, checked against its AMQP ``type`` first."""
+
+    @pytest.mark.parametrize("kind", [JOB_TYPE, None])
+    def test_v1_or_untyped(self, kind: str | None) -> None:
+        body = json.dumps(job_data()).encode()
+        assert parse_job(body) == parse_message(body, kind)
+
+    def test_other_type(self) -> None:
+        """Another type is refused before the body is read, naming both types."""
+        with pytest.raises(InvalidJobError) as caught:
+            parse_message(b"not json", "other.v9")
+        assert f"type: unknown message type 'other.v9', expected {JOB_TYPE}" == str(caught.value)
 
 
 class TestToWire:

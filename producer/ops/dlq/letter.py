@@ -21,7 +21,7 @@ from typing import Any
 from mailfleet.shared import names as headers
 from mailfleet.shared.addresses import domain_of
 from mailfleet.shared.errors import InvalidJobError
-from mailfleet.shared.job import JOB_TYPE, EmailJob, JobLimits, Lane, parse_job
+from mailfleet.shared.job import EmailJob, JobLimits, Lane, parse_message
 from mailfleet.shared.names import Names
 
 REASONS = ("invalid", "permanent", "exhausted", "suppressed", "crashed", "unknown")
@@ -90,10 +90,8 @@ def _last_death(message_headers: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _decode(body: bytes, kind: Any, limits: JobLimits) -> tuple[EmailJob | None, str | None]:
-    if kind is not None and kind != JOB_TYPE:
-        return None, f"type: unknown message type {kind!r}, expected {JOB_TYPE}"
     try:
-        return parse_job(body, limits), None
+        return parse_message(body, kind, limits), None
     except InvalidJobError as exc:
         return None, str(exc)
 
