@@ -24,6 +24,7 @@ from mailfleet.producer.amqp_errors import broker_errors
 from mailfleet.producer.connection import open_connection
 from mailfleet.producer.topology import queue_depths, topology_of
 from mailfleet.shared.cli import EXIT_OK, Subparsers, positive_float, positive_int
+from mailfleet.shared.clock import utc_stamp
 from mailfleet.shared.job import Lane
 from mailfleet.shared.redis_client import REDIS_DOWN, make_redis
 from mailfleet.shared.settings import Settings, redact_url
@@ -62,7 +63,7 @@ class Stats:
     def as_dict(self) -> dict[str, Any]:
         return {
             "namespace": self.namespace,
-            "time": self.at.isoformat().replace("+00:00", "Z"),
+            "time": utc_stamp(self.at, timespec="auto"),
             "lanes": {lane: stat.as_dict() for lane, stat in self.lanes.items()},
             "delay": {tier: stat.as_dict() for tier, stat in self.delays.items()},
             "dead": self.dead.as_dict(),

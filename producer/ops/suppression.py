@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from mailfleet.shared.addresses import bare_address, check_address
 from mailfleet.shared.cli import EXIT_FAILURE, EXIT_OK, Subparsers
+from mailfleet.shared.clock import utc_stamp
 from mailfleet.shared.redis_client import make_redis
 from mailfleet.shared.settings import Settings
 from mailfleet.shared.suppression import Suppressed, SuppressionList
@@ -53,9 +54,7 @@ def _suppression_list(settings: Settings) -> SuppressionList:
 
 
 def _when(entry: Suppressed) -> str:
-    return (
-        datetime.fromtimestamp(entry.at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    )
+    return utc_stamp(datetime.fromtimestamp(entry.at, UTC))
 
 
 def run_list(args: argparse.Namespace, settings: Settings) -> int:

@@ -15,11 +15,12 @@ Nothing here does I/O; :class:`Selection` holds the filters of ``mailfleet dlq``
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from mailfleet.shared import names as headers
 from mailfleet.shared.addresses import domain_of
+from mailfleet.shared.clock import as_utc
 from mailfleet.shared.errors import InvalidJobError
 from mailfleet.shared.job import EmailJob, JobLimits, Lane, parse_message
 from mailfleet.shared.names import Names
@@ -69,14 +70,9 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _utc(value: datetime) -> datetime:
-    """py-amqp decodes AMQP timestamps as naive UTC datetimes."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _iso_time(value: Any) -> datetime | None:
     try:
-        return _utc(datetime.fromisoformat(_text(value)))
+        return as_utc(datetime.fromisoformat(_text(value)))
     except ValueError:
         return None
 
@@ -120,7 +116,7 @@ def read_dead_letter(message: Any, names: Names, limits: JobLimits) -> DeadLette
 
     failed_at = _iso_time(message_headers.get(headers.FAILED_AT))
     if failed_at is None and death is not None and isinstance(death.get("time"), datetime):
-        failed_at = _utc(death["time"])
+        failed_at = as_utc(death["time"])
 
     attempts = _int(message_headers.get(headers.ATTEMPTS))
     if attempts is None:

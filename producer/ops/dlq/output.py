@@ -8,21 +8,19 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from mailfleet.producer.ops.dlq.letter import DeadLetter
+from mailfleet.shared.clock import utc_stamp
 
 _ERROR_WIDTH = 60
 _COLUMNS = ("id", "reason", "attempts", "lane", "domains", "failed_at", "error")
 
 
 def _time(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return aware.isoformat(timespec="seconds").replace("+00:00", "Z")
+    return None if value is None else utc_stamp(value)
 
 
 def json_safe(value: Any) -> Any:
