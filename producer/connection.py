@@ -8,8 +8,8 @@ import amqp.exceptions
 import kombu.exceptions
 from kombu.connection import Connection
 
-from mailfleet.shared.errors import BrokerUnavailable, ConfigError
-from mailfleet.shared.settings import Settings, redact_url
+from mailfleet.shared.errors import BrokerUnavailable
+from mailfleet.shared.settings import Settings, bad_amqp_url, unreachable_broker
 
 # What a dead or unreachable connection raises, from kombu, py-amqp or the socket.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -35,15 +35,10 @@ def open_connection(settings: Settings, timeout: float = 5.0, retries: int = 3) 
             transport_options={"read_timeout": 15, "write_timeout": 15},
         )
     except ValueError:  # kombu's message can quote part of the password
-        raise ConfigError(
-            f"MAILFLEET_AMQP_URL: {redact_url(url)} is not a valid AMQP URL "
-            "(percent-encode special characters in the password)"
-        ) from None
+        raise bad_amqp_url(url) from None
     try:
         connection.ensure_connection(max_retries=retries, interval_start=0.2, interval_step=0.5)
     except CONNECTION_ERRORS as exc:
         connection.release()
-        raise BrokerUnavailable(
-            f"cannot reach RabbitMQ at {redact_url(url)} (MAILFLEET_AMQP_URL): {exc}"
-        ) from exc
+        raise BrokerUnavailable(f"{unreachable_broker(url)}: {exc}") from exc
     return connection

@@ -31,6 +31,7 @@ from mailfleet.shared.relays import Relay
 
 ENV_PREFIX = "MAILFLEET_"
 _URL_SCHEMES = {"amqp_url": ("amqp", "amqps"), "redis_url": ("redis", "rediss", "unix")}
+_AMQP_URL = f"{ENV_PREFIX}AMQP_URL"
 _NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 
 
@@ -120,10 +121,7 @@ class Settings(BaseSettings):
             if "@" in url.partition("://")[2] and "@" not in parts.netloc:
                 raise ValueError  # a raw / ? or # in the password moved the host
         except ValueError:
-            raise ValueError(
-                f"{redact_url(url)} is not a valid URL "
-                "(percent-encode special characters in the password)"
-            ) from None
+            raise ValueError(invalid_url(url)) from None
         return value
 
     @field_validator("smtp_ca_file")
@@ -165,6 +163,24 @@ def load_settings(**overrides: Any) -> Settings:
         match = re.search(r'field "(\w+)"', str(exc))
         variable = f"{ENV_PREFIX}{match.group(1).upper()}" if match else "MAILFLEET_*"
         raise ConfigError(f"{variable}: not valid JSON") from None
+
+
+def invalid_url(url: str, kind: str = "URL") -> str:
+    """Why ``url`` (shown redacted) cannot be used: most often an unencoded password."""
+    return (
+        f"{redact_url(url)} is not a valid {kind} "
+        "(percent-encode special characters in the password)"
+    )
+
+
+def bad_amqp_url(url: str) -> ConfigError:
+    """The error for an AMQP URL that the client library (kombu or pika) cannot parse."""
+    return ConfigError(f"{_AMQP_URL}: {invalid_url(url, 'AMQP URL')}")
+
+
+def unreachable_broker(url: str) -> str:
+    """``cannot reach RabbitMQ at amqp://guest:***@host/ (MAILFLEET_AMQP_URL)``."""
+    return f"cannot reach RabbitMQ at {redact_url(url)} ({_AMQP_URL})"
 
 
 def redact_url(url: str) -> str:

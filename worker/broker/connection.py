@@ -7,8 +7,8 @@ import pika
 import pika.exceptions
 from pika.exchange_type import ExchangeType
 
-from mailfleet.shared.errors import BrokerError, BrokerUnavailable, ConfigError
-from mailfleet.shared.settings import Settings, redact_url
+from mailfleet.shared.errors import BrokerError, BrokerUnavailable
+from mailfleet.shared.settings import Settings, bad_amqp_url, unreachable_broker
 from mailfleet.shared.topology import Topology
 
 # What a lost or refused connection raises in pika.
@@ -28,10 +28,7 @@ def connection_parameters(settings: Settings, heartbeat: int | None = None) -> p
     try:
         parameters = pika.URLParameters(url)
     except ValueError:  # pika's message can quote part of the password
-        raise ConfigError(
-            f"MAILFLEET_AMQP_URL: {redact_url(url)} is not a valid AMQP URL "
-            "(percent-encode special characters in the password)"
-        ) from None
+        raise bad_amqp_url(url) from None
     parameters.connection_attempts = 1
     parameters.socket_timeout = 5
     parameters.blocked_connection_timeout = 30
@@ -52,10 +49,8 @@ def connect(settings: Settings, heartbeat: int | None = None) -> pika.BlockingCo
     try:
         return pika.BlockingConnection(connection_parameters(settings, heartbeat))
     except CONNECTION_ERRORS as exc:
-        url = redact_url(settings.amqp_url.get_secret_value())
-        raise BrokerUnavailable(
-            f"cannot reach RabbitMQ at {url} (MAILFLEET_AMQP_URL): {exc!r}"
-        ) from exc
+        url = settings.amqp_url.get_secret_value()
+        raise BrokerUnavailable(f"{unreachable_broker(url)}: {exc!r}") from exc
 
 
 def declare(connection: pika.BlockingConnection, topology: Topology) -> None:
