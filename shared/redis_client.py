@@ -3,10 +3,14 @@ caller for tens of seconds against a Redis that hangs."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from mailfleet.shared.errors import RedisUnavailable
 from mailfleet.shared.settings import Settings
 
 # What redis-py raises when the server is down, restarting or hung.
@@ -16,6 +20,16 @@ REDIS_DOWN: tuple[type[Exception], ...] = (
     # send", never an error that kills the thread and redelivers a sent job.
     redis.exceptions.RedisError,
 )
+
+
+@contextlib.contextmanager
+def redis_errors(what: str) -> Iterator[None]:
+    """Run Redis calls; any of :data:`REDIS_DOWN` raises :class:`RedisUnavailable` instead,
+    as ``what: <redis-py's error>`` (e.g. ``cannot read the sent ledger: Timeout ...``)."""
+    try:
+        yield
+    except REDIS_DOWN as exc:
+        raise RedisUnavailable(f"{what}: {exc}") from exc
 
 
 def make_redis(settings: Settings, timeout: float = 2.0) -> redis.Redis:

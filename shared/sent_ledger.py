@@ -12,9 +12,8 @@ from importlib.resources import files
 
 import redis
 
-from mailfleet.shared.errors import RedisUnavailable
 from mailfleet.shared.names import Names
-from mailfleet.shared.redis_client import REDIS_DOWN
+from mailfleet.shared.redis_client import redis_errors
 
 _MARK = files("mailfleet.shared").joinpath("sent_ledger_mark.lua").read_text()
 
@@ -31,10 +30,8 @@ class SentLedger:
 
     def sent_to(self, job_id: str) -> set[str]:
         """Recipients of ``job_id`` already accepted by a relay."""
-        try:
+        with redis_errors("cannot read the sent ledger"):
             keys = self._client.hkeys(self.key(job_id))
-        except REDIS_DOWN as exc:
-            raise RedisUnavailable(f"cannot read the sent ledger: {exc}") from exc
         return {key.decode() if isinstance(key, bytes) else key for key in keys}
 
     def mark(self, job_id: str, recipients: list[str]) -> None:
@@ -43,7 +40,5 @@ class SentLedger:
         Also counts them in ``{ns}:stats:delivered``, which ``mailfleet stats`` reads as a rate.
         """
         keys = [self.key(job_id), self._names.delivered_counter]
-        try:
+        with redis_errors("cannot write the sent ledger"):
             self._mark(keys=keys, args=[self._ttl, str(time.time()), *recipients])
-        except REDIS_DOWN as exc:
-            raise RedisUnavailable(f"cannot write the sent ledger: {exc}") from exc

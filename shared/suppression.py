@@ -14,9 +14,8 @@ from dataclasses import dataclass
 
 import redis
 
-from mailfleet.shared.errors import RedisUnavailable
 from mailfleet.shared.names import Names
-from mailfleet.shared.redis_client import REDIS_DOWN
+from mailfleet.shared.redis_client import redis_errors
 
 
 @dataclass(frozen=True)
@@ -33,34 +32,26 @@ class SuppressionList:
 
     def add(self, address: str, reason: str) -> None:
         entry = json.dumps({"reason": reason[:500], "at": time.time()})
-        try:
+        with redis_errors("cannot write the suppression list"):
             self._client.hset(self.key, address.lower(), entry)
-        except REDIS_DOWN as exc:
-            raise RedisUnavailable(f"cannot write the suppression list: {exc}") from exc
 
     def remove(self, address: str) -> bool:
         """Remove ``address``; True if it was on the list."""
-        try:
+        with redis_errors("cannot write the suppression list"):
             return bool(self._client.hdel(self.key, address.lower()))
-        except REDIS_DOWN as exc:
-            raise RedisUnavailable(f"cannot write the suppression list: {exc}") from exc
 
     def which(self, addresses: Iterable[str]) -> set[str]:
         """Those of ``addresses`` that are suppressed (one round trip)."""
         wanted = list(addresses)
         if not wanted:
             return set()
-        try:
+        with redis_errors("cannot read the suppression list"):
             found = self._client.hmget(self.key, [address.lower() for address in wanted])
-        except REDIS_DOWN as exc:
-            raise RedisUnavailable(f"cannot read the suppression list: {exc}") from exc
         return {address for address, entry in zip(wanted, found, strict=True) if entry is not None}
 
     def entries(self) -> list[Suppressed]:
-        try:
+        with redis_errors("cannot read the suppression list"):
             raw = self._client.hgetall(self.key)
-        except REDIS_DOWN as exc:
-            raise RedisUnavailable(f"cannot read the suppression list: {exc}") from exc
         result = []
         for address, entry in raw.items():
             data = json.loads(entry)

@@ -19,7 +19,7 @@ from redis.connection import Connection
 
 from mailfleet.shared.errors import RedisUnavailable
 from mailfleet.shared.names import Names
-from mailfleet.shared.redis_client import REDIS_DOWN
+from mailfleet.shared.redis_client import REDIS_DOWN, redis_errors
 from mailfleet.worker.inbox import Delivery
 
 log = structlog.get_logger("mailfleet.worker")
@@ -50,13 +50,14 @@ class WriteAheadLedger:
             ("INCRBY", self._names.delivered_counter, len(recipients)),
         ]
         try:
-            connection = self._connection or self._connect()
-            # No health-check PING: its reply would be read in place of an unread mark's.
-            packed = connection.pack_commands(commands)
-            connection.send_packed_command(packed, check_health=False)
-        except REDIS_DOWN as exc:
+            with redis_errors("cannot write the sent ledger"):
+                connection = self._connection or self._connect()
+                # No health-check PING: its reply would be read in place of an unread mark's.
+                packed = connection.pack_commands(commands)
+                connection.send_packed_command(packed, check_health=False)
+        except RedisUnavailable:
             self._discard()
-            raise RedisUnavailable(f"cannot write the sent ledger: {exc}") from exc
+            raise
         self._unread += len(commands)
 
     def flush(self) -> None:

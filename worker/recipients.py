@@ -11,9 +11,8 @@ from typing import Any
 
 import redis
 
-from mailfleet.shared.errors import RedisUnavailable
 from mailfleet.shared.job import EmailJob
-from mailfleet.shared.redis_client import REDIS_DOWN
+from mailfleet.shared.redis_client import redis_errors
 from mailfleet.shared.sent_ledger import SentLedger
 from mailfleet.shared.suppression import SuppressionList
 from mailfleet.worker.inbox import Delivery
@@ -48,10 +47,8 @@ class RecipientFilter:
         """Each job's recipients, sorted into to send, already sent and suppressed."""
         per_job = [wanted(delivery, job) for delivery, job in batch]
         call = self.call(batch, per_job)
-        try:
+        with redis_errors("cannot read the sent ledger"):
             answer = self._script(keys=call.keys, args=call.args)
-        except REDIS_DOWN as exc:
-            raise RedisUnavailable(f"cannot read the sent ledger: {exc}") from exc
         return self.sort(per_job, answer)
 
     def split_with(

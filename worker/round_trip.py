@@ -11,8 +11,7 @@ from typing import Any
 import redis
 from redis.commands.core import Script
 
-from mailfleet.shared.errors import RedisUnavailable
-from mailfleet.shared.redis_client import REDIS_DOWN
+from mailfleet.shared.redis_client import redis_errors
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,7 @@ def run_together(client: redis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
     pipeline = client.pipeline(transaction=False)
     for call in calls:
         pipeline.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
-    try:
+    with redis_errors("cannot reach Redis"):
         answers = pipeline.execute(raise_on_error=False)
         for index, answer in enumerate(answers):
             if isinstance(answer, redis.exceptions.NoScriptError):
@@ -37,6 +36,4 @@ def run_together(client: redis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
                 answers[index] = call.script(keys=call.keys, args=call.args)  # loads it
             elif isinstance(answer, Exception):
                 raise answer
-    except REDIS_DOWN as exc:
-        raise RedisUnavailable(f"cannot reach Redis: {exc}") from exc
     return answers

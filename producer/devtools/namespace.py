@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from mailfleet.producer.connection import open_connection
 from mailfleet.producer.topology import delete, topology_of
-from mailfleet.shared.errors import RedisUnavailable
-from mailfleet.shared.redis_client import REDIS_DOWN, make_redis
+from mailfleet.shared.redis_client import make_redis, redis_errors
 from mailfleet.shared.settings import Settings
 
 _BATCH = 1000
@@ -20,15 +19,14 @@ def remove_namespace(settings: Settings) -> None:
         connection.release()
     client = make_redis(settings, timeout=5.0)
     try:
-        batch: list[bytes] = []
-        for key in client.scan_iter(match=f"{settings.namespace}:*", count=_BATCH):
-            batch.append(key)
-            if len(batch) >= _BATCH:
+        with redis_errors("cannot remove the namespace's Redis keys"):
+            batch: list[bytes] = []
+            for key in client.scan_iter(match=f"{settings.namespace}:*", count=_BATCH):
+                batch.append(key)
+                if len(batch) >= _BATCH:
+                    client.unlink(*batch)
+                    batch = []
+            if batch:
                 client.unlink(*batch)
-                batch = []
-        if batch:
-            client.unlink(*batch)
-    except REDIS_DOWN as exc:
-        raise RedisUnavailable(f"cannot remove the namespace's Redis keys: {exc}") from exc
     finally:
         client.close()

@@ -16,9 +16,8 @@ from importlib.resources import files
 import redis
 import structlog
 
-from mailfleet.shared.errors import RedisUnavailable
 from mailfleet.shared.names import Names
-from mailfleet.shared.redis_client import REDIS_DOWN
+from mailfleet.shared.redis_client import REDIS_DOWN, redis_errors
 
 log = structlog.get_logger("mailfleet.worker")
 _SCRIPT = files("mailfleet.worker.limits").joinpath("adapt.lua").read_text()
@@ -62,10 +61,8 @@ class AdaptiveLimits:
 
     def refresh(self) -> dict[str, float]:
         """Read the fleet's factors from Redis (the watcher thread calls this)."""
-        try:
+        with redis_errors("cannot read adaptive limits"):
             raw = self._client.hgetall(self.key)
-        except REDIS_DOWN as exc:
-            raise RedisUnavailable(f"cannot read adaptive limits: {exc}") from exc
         fresh = {_text(domain): float(value) for domain, value in raw.items()}
         with self._lock:
             self._factors = fresh

@@ -21,16 +21,16 @@ import redis
 
 from mailfleet.shared.addresses import domain_of
 from mailfleet.shared.durations import Rate
-from mailfleet.shared.errors import RedisUnavailable
 from mailfleet.shared.job import EmailJob, Lane
 from mailfleet.shared.names import Names
-from mailfleet.shared.redis_client import REDIS_DOWN
+from mailfleet.shared.redis_client import redis_errors
 from mailfleet.shared.relays import Relay
 from mailfleet.shared.settings import Settings
 from mailfleet.worker.round_trip import ScriptCall
 
 _SCRIPT = files("mailfleet.worker.limits").joinpath("gcra.lua").read_text()
 _MICROS = 1_000_000
+_UNREACHABLE = "cannot reach the rate limiter"
 
 
 @dataclass(frozen=True)
@@ -186,10 +186,8 @@ class RateLimiter:
         if not buckets:
             return Admission(True, 0.0)
         keys, args = self._arguments(buckets, lane)
-        try:
+        with redis_errors(_UNREACHABLE):
             answer = self._script(keys=keys, args=args)
-        except REDIS_DOWN as exc:
-            raise RedisUnavailable(f"cannot reach the rate limiter: {exc}") from exc
         return _admission(buckets, answer)
 
     def try_take_many(self, requests: Sequence[tuple[list[Bucket], Lane]]) -> list[Admission]:
@@ -201,13 +199,12 @@ class RateLimiter:
         for buckets, lane in requests:
             keys, args = self._arguments(buckets, lane)
             pipeline.evalsha(self._script.sha, len(keys), *keys, *args)
-        try:
-            answers = pipeline.execute()
-        except redis.exceptions.NoScriptError:
-            # Not loaded (a restarted Redis): nothing ran. Load it through one plain call.
-            return [self.try_take(buckets, lane) for buckets, lane in requests]
-        except REDIS_DOWN as exc:
-            raise RedisUnavailable(f"cannot reach the rate limiter: {exc}") from exc
+        with redis_errors(_UNREACHABLE):
+            try:
+                answers = pipeline.execute()
+            except redis.exceptions.NoScriptError:
+                # Not loaded (a restarted Redis): nothing ran. Load it through one plain call.
+                return [self.try_take(buckets, lane) for buckets, lane in requests]
         return [
             _admission(buckets, answer)
             for (buckets, _), answer in zip(requests, answers, strict=True)
@@ -217,10 +214,8 @@ class RateLimiter:
         """Take ``tokens`` tokens from every bucket at once, all or none: a batch's lease
         when its jobs share their buckets."""
         call = self.take_call(buckets, lane, tokens)
-        try:
+        with redis_errors(_UNREACHABLE):
             answer = self._script(keys=call.keys, args=call.args)
-        except REDIS_DOWN as exc:
-            raise RedisUnavailable(f"cannot reach the rate limiter: {exc}") from exc
         return _admission(buckets, answer)
 
     def take_call(self, buckets: list[Bucket], lane: Lane, tokens: int) -> ScriptCall:
@@ -246,7 +241,7 @@ class RateLimiter:
     def state(self, bucket: Bucket) -> tuple[float, float]:
         """``(factor, seconds until a token)``: the adaptive factor of ``bucket`` (1.0 when
         it does not adapt) and how long until it would grant a transactional job one now."""
-        try:
+        with redis_errors(_UNREACHABLE):
             now_s, now_us = self._client.time()
             raw = self._client.get(bucket.key)
             factor_raw = (
@@ -256,8 +251,6 @@ class RateLimiter:
             effective = factor if 0 < factor < 1 else 1.0  # as the script reads it
             count, span = bucket.window_at(effective)
             oldest = self._client.lindex(bucket.recent_key, count - 1) if span else None
-        except REDIS_DOWN as exc:
-            raise RedisUnavailable(f"cannot reach the rate limiter: {exc}") from exc
         now = now_s * _MICROS + now_us
         tat = int(raw) if raw is not None else now
         allowed_at = tat - bucket.tolerance_us / effective
