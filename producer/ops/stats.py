@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import redis
 from kombu.connection import Connection
 
 from mailfleet.producer.amqp_errors import broker_errors
@@ -101,12 +100,9 @@ class StatsReader:
     def sample(self) -> Sample:
         try:
             value = self._redis.get(self._key)
-        except REDIS_DOWN as exc:
+        except REDIS_DOWN as exc:  # down, or e.g. WRONGTYPE: the rate is unknown either way
             url = redact_url(self._settings.redis_url.get_secret_value())
             self.redis_error = f"cannot read {self._key} from Redis at {url}: {exc}"
-            return Sample(None, time.monotonic())
-        except redis.exceptions.ResponseError as exc:  # e.g. WRONGTYPE
-            self.redis_error = f"cannot read {self._key}: {exc}"
             return Sample(None, time.monotonic())
         try:
             delivered = 0 if value is None else int(value)
