@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import socket
-
-import amqp.exceptions
-import kombu.exceptions
 from kombu.connection import Connection
 
-from mailfleet.shared.errors import BrokerUnavailable
-from mailfleet.shared.settings import Settings, bad_amqp_url, unreachable_broker
-
-# What a dead or unreachable connection raises, from kombu, py-amqp or the socket.
-CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    kombu.exceptions.OperationalError,
-    amqp.exceptions.RecoverableConnectionError,
-    amqp.exceptions.ConnectionForced,
-    ConnectionError,
-    socket.timeout,
-    OSError,
-)
+from mailfleet.producer.amqp_errors import broker_errors
+from mailfleet.shared.errors import BrokerError
+from mailfleet.shared.settings import Settings, bad_amqp_url
 
 
 def open_connection(settings: Settings, timeout: float = 5.0, retries: int = 3) -> Connection:
-    """A live connection to ``MAILFLEET_AMQP_URL``, or :class:`BrokerUnavailable` naming it."""
+    """A live connection to ``MAILFLEET_AMQP_URL``, or a :class:`BrokerError` naming it
+    (:class:`BrokerUnavailable` when it cannot be reached)."""
     url = settings.amqp_url.get_secret_value()
     try:
         # No heartbeats (a publisher idles between calls), so reads and writes need their
@@ -37,8 +25,9 @@ def open_connection(settings: Settings, timeout: float = 5.0, retries: int = 3) 
     except ValueError:  # kombu's message can quote part of the password
         raise bad_amqp_url(url) from None
     try:
-        connection.ensure_connection(max_retries=retries, interval_start=0.2, interval_step=0.5)
-    except CONNECTION_ERRORS as exc:
+        with broker_errors(url=url):
+            connection.ensure_connection(max_retries=retries, interval_start=0.2, interval_step=0.5)
+    except BrokerError:
         connection.release()
-        raise BrokerUnavailable(f"{unreachable_broker(url)}: {exc}") from exc
+        raise
     return connection

@@ -16,8 +16,9 @@ from typing import Any
 import structlog
 from kombu.connection import Connection
 
+from mailfleet.producer.amqp_errors import broker_errors
 from mailfleet.producer.confirms import ConfirmChannel, Outgoing
-from mailfleet.producer.connection import CONNECTION_ERRORS, open_connection
+from mailfleet.producer.connection import open_connection
 from mailfleet.producer.topology import declare, topology_of
 from mailfleet.shared.errors import BrokerUnavailable, PublishNacked, Unroutable
 from mailfleet.shared.job import CONTENT_TYPE, JOB_TYPE, EmailJob
@@ -25,7 +26,6 @@ from mailfleet.shared.names import ATTEMPT, PERSISTENT
 from mailfleet.shared.settings import Settings
 
 log = structlog.get_logger("mailfleet.producer")
-_RETRYABLE: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, BrokerUnavailable)
 
 
 def job_message(job: EmailJob, exchange: str, headers: dict[str, Any] | None = None) -> Outgoing:
@@ -102,9 +102,10 @@ class Producer:
         for attempt in range(self._reconnect_attempts + 1):
             channel = None
             try:
-                channel = self._confirm_channel()
-                result = channel.publish(todo, self._window)
-            except _RETRYABLE as exc:
+                with broker_errors(self._settings.names.exchange, kind="exchange"):
+                    channel = self._confirm_channel()
+                    result = channel.publish(todo, self._window)
+            except BrokerUnavailable as exc:
                 if channel is not None:
                     todo = channel.last_unsent
                     nacked += channel.settled_before_failure.nacked
@@ -121,7 +122,7 @@ class Producer:
         if nacked:
             raise PublishNacked("the broker refused these jobs", nacked)
 
-    def _recover(self, exc: BaseException, attempt: int, unconfirmed: int) -> None:
+    def _recover(self, exc: BrokerUnavailable, attempt: int, unconfirmed: int) -> None:
         """Drop the broken connection and back off before the next try (or give up)."""
         self.close()
         if attempt >= self._reconnect_attempts:

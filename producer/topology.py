@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import amqp.exceptions
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
 from kombu.connection import Connection
 
-from mailfleet.shared.errors import BrokerError
+from mailfleet.producer.amqp_errors import broker_errors
 from mailfleet.shared.settings import Settings
 from mailfleet.shared.topology import Topology, build_topology
 
@@ -14,52 +17,57 @@ def topology_of(settings: Settings) -> Topology:
     return build_topology(settings.names, settings.retry_delays, settings.delivery_limit)
 
 
+@contextlib.contextmanager
+def _channel(connection: Connection) -> Iterator[Any]:
+    """A channel for one batch of topology calls, closed after them."""
+    with broker_errors("the topology"):
+        channel = connection.channel()
+    try:
+        yield channel
+    finally:
+        with broker_errors("the topology"):
+            channel.close()
+
+
 def declare(connection: Connection, topology: Topology) -> None:
     """Declare every exchange, queue and binding; idempotent."""
-    channel = connection.channel()
-    try:
+    with _channel(connection) as channel:
         for exchange in topology.exchanges:
-            channel.exchange_declare(exchange.name, exchange.type, durable=True, auto_delete=False)
+            with broker_errors(exchange.name, kind="exchange", declaring=True):
+                channel.exchange_declare(
+                    exchange.name, exchange.type, durable=True, auto_delete=False
+                )
         for queue in topology.queues:
-            try:
+            with broker_errors(queue.name, declaring=True):
                 channel.queue_declare(
                     queue.name, durable=True, auto_delete=False, arguments=queue.arguments
                 )
-            except amqp.exceptions.PreconditionFailed as exc:
-                raise BrokerError(
-                    f"queue {queue.name} exists with other arguments ({exc.reply_text}); "
-                    "delete it or choose another MAILFLEET_NAMESPACE"
-                ) from exc
-            except amqp.exceptions.AMQPError as exc:  # e.g. access refused
-                raise BrokerError(f"declaring queue {queue.name} failed: {exc}") from exc
-            for binding in queue.bindings:
-                channel.queue_bind(
-                    queue.name, binding.exchange, binding.routing_key, arguments=binding.arguments
-                )
-    finally:
-        channel.close()
+                for binding in queue.bindings:
+                    channel.queue_bind(
+                        queue.name,
+                        binding.exchange,
+                        binding.routing_key,
+                        arguments=binding.arguments,
+                    )
 
 
 def delete(connection: Connection, topology: Topology) -> None:
     """Remove every queue and exchange of the namespace, messages included."""
-    channel = connection.channel()
-    try:
+    with _channel(connection) as channel:
         for queue in topology.queues:
-            channel.queue_delete(queue.name)
+            with broker_errors(queue.name):
+                channel.queue_delete(queue.name)
         for exchange in topology.exchanges:
-            channel.exchange_delete(exchange.name)
-    finally:
-        channel.close()
+            with broker_errors(exchange.name, kind="exchange"):
+                channel.exchange_delete(exchange.name)
 
 
 def queue_depths(connection: Connection, topology: Topology) -> dict[str, tuple[int, int]]:
     """``{queue: (messages ready, consumers)}`` by passive declare (no management plugin needed)."""
     depths = {}
-    channel = connection.channel()
-    try:
+    with _channel(connection) as channel:
         for queue in topology.queues:
-            _, messages, consumers = channel.queue_declare(queue.name, passive=True)
+            with broker_errors(queue.name):
+                _, messages, consumers = channel.queue_declare(queue.name, passive=True)
             depths[queue.name] = (messages, consumers)
-    finally:
-        channel.close()
     return depths

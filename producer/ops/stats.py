@@ -19,7 +19,6 @@ from typing import Any
 
 from kombu.connection import Connection
 
-from mailfleet.producer.amqp_errors import broker_errors
 from mailfleet.producer.connection import open_connection
 from mailfleet.producer.topology import queue_depths, topology_of
 from mailfleet.shared.cli import EXIT_OK, Subparsers, positive_float, positive_int
@@ -113,8 +112,7 @@ class StatsReader:
         return Sample(delivered, time.monotonic())
 
     def depths(self) -> dict[str, QueueStat]:
-        with broker_errors(f"{self._settings.namespace}.*"):
-            found = queue_depths(self._connection, self._topology)
+        found = queue_depths(self._connection, self._topology)
         return {
             name: QueueStat(name, messages, consumers)
             for name, (messages, consumers) in found.items()

@@ -7,10 +7,12 @@ import socket
 
 import pytest
 from kombu.connection import Connection
+from pydantic import SecretStr
 
+from mailfleet.producer.connection import open_connection
 from mailfleet.producer.publisher import Producer
-from mailfleet.producer.topology import queue_depths, topology_of
-from mailfleet.shared.errors import Unroutable
+from mailfleet.producer.topology import declare, queue_depths, topology_of
+from mailfleet.shared.errors import BrokerError, Unroutable
 from mailfleet.shared.settings import Settings
 from tests.integration.helpers import make_job
 
@@ -60,3 +62,35 @@ class TestProducer:
             producer.publish_many([make_job(1), make_job(2, lane="bulk")])
 
         assert ["job-2"] == raised.value.message_ids
+
+
+class TestBrokerRefusals:
+    """What RabbitMQ refuses reaches the caller as a BrokerError, never as a py-amqp error."""
+
+    def test_a_wrong_password_names_the_url_setting(self, settings: Settings) -> None:
+        url = settings.amqp_url.get_secret_value()
+        user, _, rest = url.partition("://")[2].partition("@")
+        wrong_url = SecretStr(f"amqp://{user.split(':')[0]}:no@{rest}")
+        wrong = settings.model_copy(update={"amqp_url": wrong_url})
+
+        with pytest.raises(BrokerError, match="MAILFLEET_AMQP_URL") as raised:
+            open_connection(wrong, retries=0)
+        assert "ACCESS_REFUSED" in str(raised.value)
+
+    def test_a_queue_declared_with_other_arguments(
+        self, settings: Settings, amqp_connection: Connection
+    ) -> None:
+        """Declaring over a lane queue that has another delivery limit advises what to do."""
+        declare(amqp_connection, topology_of(settings))
+        other = settings.model_copy(update={"delivery_limit": settings.delivery_limit + 1})
+
+        with pytest.raises(BrokerError, match="exists with other arguments"):
+            declare(amqp_connection, topology_of(other))
+
+    def test_depths_of_an_undeclared_namespace(
+        self, settings: Settings, amqp_connection: Connection
+    ) -> None:
+        missing = settings.model_copy(update={"namespace": f"{settings.namespace}-none"})
+
+        with pytest.raises(BrokerError, match="does not exist"):
+            queue_depths(amqp_connection, topology_of(missing))
