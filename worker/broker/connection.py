@@ -1,13 +1,17 @@
 """pika plumbing shared by the consumer and the republisher: connection parameters, the
-topology declared with pika, and pika's errors translated to ours."""
+topology declared with pika, and pika's errors translated to ours (:func:`broker_errors`,
+the worker side's one translator)."""
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 import pika
 import pika.exceptions
 from pika.exchange_type import ExchangeType
 
-from mailfleet.shared.errors import BrokerError, BrokerUnavailable
+from mailfleet.shared.errors import BrokerError, BrokerUnavailable, PublishNacked, Unroutable
 from mailfleet.shared.settings import Settings, bad_amqp_url, unreachable_broker
 from mailfleet.shared.topology import Topology
 
@@ -21,6 +25,31 @@ CONNECTION_ERRORS: tuple[type[Exception], ...] = (
     ConnectionError,
     OSError,
 )
+
+
+@contextlib.contextmanager
+def broker_errors(
+    failed: str, *, declaring: bool = False, exchange: str = "", message_id: str = ""
+) -> Iterator[None]:
+    """Run a block of pika calls; raise only mailfleet errors. A lost or refused connection
+    raises :class:`BrokerUnavailable` as ``failed: <pika's error>``; ``declaring``: the calls
+    declare the topology, so a channel the broker closes gets its own advice; a publish of
+    ``message_id`` to ``exchange`` that is returned or nacked raises what the producer would."""
+    try:
+        yield
+    except pika.exceptions.UnroutableError as exc:
+        raise Unroutable(f"no queue bound at {exchange!r}", [message_id]) from exc
+    except pika.exceptions.NackError as exc:
+        raise PublishNacked("the broker refused the message", [message_id]) from exc
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if not declaring:
+            raise BrokerUnavailable(f"{failed}: {exc!r}") from exc
+        raise BrokerError(
+            f"{failed} ({exc.reply_text}); a queue may exist with other arguments: delete it "
+            "or choose another MAILFLEET_NAMESPACE"
+        ) from exc
+    except CONNECTION_ERRORS as exc:
+        raise BrokerUnavailable(f"{failed}: {exc!r}") from exc
 
 
 def connection_parameters(settings: Settings, heartbeat: int | None = None) -> pika.URLParameters:
@@ -46,30 +75,27 @@ def connection_parameters(settings: Settings, heartbeat: int | None = None) -> p
 
 
 def connect(settings: Settings, heartbeat: int | None = None) -> pika.BlockingConnection:
-    try:
-        return pika.BlockingConnection(connection_parameters(settings, heartbeat))
-    except CONNECTION_ERRORS as exc:
-        url = settings.amqp_url.get_secret_value()
-        raise BrokerUnavailable(f"{unreachable_broker(url)}: {exc!r}") from exc
+    parameters = connection_parameters(settings, heartbeat)
+    with broker_errors(unreachable_broker(settings.amqp_url.get_secret_value())):
+        return pika.BlockingConnection(parameters)
 
 
 def declare(connection: pika.BlockingConnection, topology: Topology) -> None:
     """Declare the namespace's exchanges, queues and bindings (idempotent)."""
-    channel = connection.channel()
-    try:
-        for exchange in topology.exchanges:
-            channel.exchange_declare(exchange.name, ExchangeType(exchange.type), durable=True)
-        for queue in topology.queues:
-            channel.queue_declare(queue.name, durable=True, arguments=queue.arguments)
-            for binding in queue.bindings:
-                channel.queue_bind(
-                    queue.name, binding.exchange, binding.routing_key, arguments=binding.arguments
-                )
-    except pika.exceptions.ChannelClosedByBroker as exc:
-        raise BrokerError(
-            f"declaring the topology failed ({exc.reply_text}); a queue may exist with other "
-            "arguments: delete it or choose another MAILFLEET_NAMESPACE"
-        ) from exc
-    finally:
-        if channel.is_open:
-            channel.close()
+    with broker_errors("declaring the topology failed", declaring=True):
+        channel = connection.channel()
+        try:
+            for exchange in topology.exchanges:
+                channel.exchange_declare(exchange.name, ExchangeType(exchange.type), durable=True)
+            for queue in topology.queues:
+                channel.queue_declare(queue.name, durable=True, arguments=queue.arguments)
+                for binding in queue.bindings:
+                    channel.queue_bind(
+                        queue.name,
+                        binding.exchange,
+                        binding.routing_key,
+                        arguments=binding.arguments,
+                    )
+        finally:
+            if channel.is_open:
+                channel.close()

@@ -11,12 +11,10 @@ import contextlib
 import threading
 
 import pika
-import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
-from mailfleet.shared.errors import BrokerUnavailable, PublishNacked, Unroutable
 from mailfleet.shared.settings import Settings
-from mailfleet.worker.broker.connection import CONNECTION_ERRORS, connect
+from mailfleet.worker.broker.connection import CONNECTION_ERRORS, broker_errors, connect
 
 
 class Republisher:
@@ -32,21 +30,20 @@ class Republisher:
     ) -> None:
         """Publish and wait for the broker's confirm; raise our own error if it never comes."""
         message_id = properties.message_id or ""
-        with self._lock:
+        with (
+            self._lock,
+            broker_errors("republishing failed", exchange=exchange, message_id=message_id),
+        ):
             for attempt in range(1, self._attempts + 1):
                 try:
                     self._open_channel().basic_publish(
                         exchange, routing_key, body, properties, mandatory=True
                     )
                     return
-                except pika.exceptions.UnroutableError as exc:
-                    raise Unroutable(f"no queue bound at {exchange!r}", [message_id]) from exc
-                except pika.exceptions.NackError as exc:
-                    raise PublishNacked("the broker refused the message", [message_id]) from exc
-                except CONNECTION_ERRORS as exc:
+                except CONNECTION_ERRORS:
                     self._reset()
                     if attempt == self._attempts:
-                        raise BrokerUnavailable(f"republishing failed: {exc!r}") from exc
+                        raise
 
     def close(self, timeout: float = 5.0) -> None:
         """Close, unless a publish still holds the connection after ``timeout`` (then the
