@@ -16,13 +16,13 @@ import structlog
 from mailfleet.shared.addresses import bare_address
 from mailfleet.shared.errors import InvalidJobError
 from mailfleet.shared.job import JOB_TYPE, EmailJob, JobLimits, parse_job
+from mailfleet.shared.recipients import RecipientFilter, Recipients, wanted
 from mailfleet.shared.relays import Relay
 from mailfleet.worker.dispatch import Dispatcher
 from mailfleet.worker.inbox import Delivery
 from mailfleet.worker.limits.admission import Admit, Parked
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.mime.build import build_message
-from mailfleet.worker.recipients import RecipientFilter, Recipients, wanted
 from mailfleet.worker.redis_gate import RedisGate
 from mailfleet.worker.retry import RetryPolicy
 from mailfleet.worker.settle import Settler

@@ -25,6 +25,7 @@ import structlog
 
 from mailfleet.shared.errors import BrokerError, RedisUnavailable
 from mailfleet.shared.job import Lane
+from mailfleet.shared.recipients import RecipientFilter
 from mailfleet.shared.redis_client import REDIS_DOWN, make_redis
 from mailfleet.shared.sent_ledger import SentLedger
 from mailfleet.shared.settings import Settings
@@ -42,7 +43,6 @@ from mailfleet.worker.limits.admission import Admission
 from mailfleet.worker.limits.buckets import RateLimiter
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.pipeline import Pipeline
-from mailfleet.worker.recipients import RecipientFilter
 from mailfleet.worker.redis_gate import RedisGate
 from mailfleet.worker.retry import RetryPolicy
 from mailfleet.worker.settle import Settler

@@ -21,10 +21,10 @@ from mailfleet.producer.confirms import ConfirmChannel, Outgoing
 from mailfleet.producer.devtools.sink import SmtpSink
 from mailfleet.producer.ops.dlq.letter import Selection
 from mailfleet.producer.ops.dlq.queue import DeadLetterQueue
-from mailfleet.producer.ops.dlq.replay_check import ReplayCheck
 from mailfleet.producer.publisher import Producer
 from mailfleet.shared import names as headers
 from mailfleet.shared.job import CONTENT_TYPE, JOB_TYPE, EmailJob, Lane
+from mailfleet.shared.recipients import RecipientFilter
 from mailfleet.shared.settings import Settings
 from mailfleet.shared.suppression import SuppressionList
 from tests.integration.helpers import (
@@ -518,7 +518,8 @@ class TestDlqReplay:
         queue = DeadLetterQueue(amqp_connection, settings, batch=1)
 
         report = queue.replay(
-            Selection(reasons=frozenset({"permanent"})), ReplayCheck(redis_client, settings.names)
+            Selection(reasons=frozenset({"permanent"})),
+            RecipientFilter.reading(redis_client, settings.names),
         )
 
         assert (["perm-2"], ["perm-1"], [], None) == (

@@ -9,8 +9,8 @@ import pytest
 import redis
 
 from mailfleet.shared.errors import RedisUnavailable
+from mailfleet.shared.round_trip import ScriptCall, run_together
 from mailfleet.shared.settings import Settings
-from mailfleet.worker.round_trip import ScriptCall, run_together
 
 
 def _counter(client: redis.Redis) -> redis.commands.core.Script:

@@ -25,8 +25,8 @@ from mailfleet.shared.job import EmailJob, Lane
 from mailfleet.shared.names import Names
 from mailfleet.shared.redis_client import redis_errors
 from mailfleet.shared.relays import Relay
+from mailfleet.shared.round_trip import ScriptCall
 from mailfleet.shared.settings import Settings
-from mailfleet.worker.round_trip import ScriptCall
 
 _SCRIPT = files("mailfleet.worker.limits").joinpath("gcra.lua").read_text()
 _MICROS = 1_000_000

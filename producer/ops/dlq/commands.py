@@ -22,9 +22,9 @@ from mailfleet.producer.ops.dlq.output import (
     summary_row,
 )
 from mailfleet.producer.ops.dlq.queue import DeadLetterQueue
-from mailfleet.producer.ops.dlq.replay_check import ReplayCheck
 from mailfleet.producer.ops.dlq.report import PurgeReport
 from mailfleet.shared.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from mailfleet.shared.recipients import RecipientFilter
 from mailfleet.shared.redis_client import make_redis
 from mailfleet.shared.settings import Settings
 
@@ -108,7 +108,7 @@ def run_replay(args: argparse.Namespace, settings: Settings) -> int:
         with _dead_letters(settings) as queue:
             report = queue.replay(
                 selection_of(args),
-                ReplayCheck(client, settings.names),
+                RecipientFilter.reading(client, settings.names),
                 limit=args.limit,
                 rate=args.rate,
                 dry_run=args.dry_run,

@@ -25,10 +25,10 @@ from kombu.connection import Connection
 from mailfleet.producer.amqp_errors import CLOSE_ERRORS, broker_errors
 from mailfleet.producer.ops.dlq.letter import DeadLetter, Selection, read_dead_letter
 from mailfleet.producer.ops.dlq.replay import ConfirmedMover, replay_message
-from mailfleet.producer.ops.dlq.replay_check import ReplayCheck
 from mailfleet.producer.ops.dlq.report import PurgeReport, ReplayReport
 from mailfleet.shared.errors import MailfleetError
 from mailfleet.shared.job import EmailJob
+from mailfleet.shared.recipients import RecipientFilter
 from mailfleet.shared.settings import Settings
 
 
@@ -157,7 +157,7 @@ class DeadLetterQueue:
     def replay(
         self,
         selection: Selection,
-        check: ReplayCheck,
+        check: RecipientFilter,
         *,
         limit: int | None = None,
         rate: float | None = None,
@@ -210,34 +210,34 @@ class DeadLetterQueue:
         letter: DeadLetter,
         job: EmailJob,
         *,
-        check: ReplayCheck,
+        check: RecipientFilter,
         scan: DeadLetterScan,
         mover: ConfirmedMover,
         report: ReplayReport,
         queued: set[tuple[str, tuple[str, ...]]],
     ) -> bool:
         """Skip, or queue for republishing, one matching letter; False to stop replaying."""
-        rechecked = check.check(job.id, letter.recipients)
-        if not (rechecked.remaining or rechecked.already_sent or rechecked.suppressed):
+        rechecked = check.split(job.id, letter.recipients)
+        if not letter.recipients:
             report.invalid.append(letter.id)  # names no recipient at all: leave it be
             return True
-        key = (job.id, tuple(rechecked.remaining))
-        if rechecked.remaining and key in queued:
+        key = (job.id, tuple(rechecked.to_send))
+        if rechecked.to_send and key in queued:
             # A second letter for the same job and recipients (at-least-once
             # dead-lettering): its twin is being replayed, so this one is not. It stays in
             # the queue until then: the next replay finds it already sent and removes it.
             report.skipped_sent.append(letter.id)
             return True
         queued.add(key)
-        if not rechecked.remaining:
+        if not rechecked.to_send:
             skipped = report.skipped_suppressed if rechecked.suppressed else report.skipped_sent
             skipped.append(letter.id)
             if not report.dry_run:
                 scan.ack(letter)
             return True
-        report.dropped_recipients += len(letter.recipients) - len(rechecked.remaining)
+        report.dropped_recipients += len(letter.recipients) - len(rechecked.to_send)
         if report.dry_run:
             report.replayed.append(letter.id)
             return True
-        message = replay_message(letter, job, rechecked.remaining, self._settings.names.exchange)
+        message = replay_message(letter, job, rechecked.to_send, self._settings.names.exchange)
         return mover.add(letter, message)
