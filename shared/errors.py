@@ -11,8 +11,7 @@ at the boundary with ``raise ... from exc``, so callers never catch a foreign ty
     │   └── PublishError       the broker refused a publish
     │       ├── PublishNacked  nack from the broker (e.g. queue overflow)
     │       └── Unroutable     mandatory message matched no queue
-    ├── RedisUnavailable       Redis cannot be reached; senders fail closed
-    └── DeliveryError          SMTP delivery failed (carries the reply)
+    └── RedisUnavailable       Redis cannot be reached; senders fail closed
 """
 
 from __future__ import annotations
@@ -62,7 +61,3 @@ class Unroutable(PublishError):
 
 class RedisUnavailable(MailfleetError):
     """Redis cannot be reached; whoever needs it must stop sending (fail closed)."""
-
-
-class DeliveryError(MailfleetError):
-    """An SMTP delivery attempt failed."""

@@ -28,12 +28,6 @@ class SentLedger:
     def key(self, job_id: str) -> str:
         return self._names.sent_ledger(job_id)
 
-    def sent_to(self, job_id: str) -> set[str]:
-        """Recipients of ``job_id`` already accepted by a relay."""
-        with redis_errors("cannot read the sent ledger"):
-            keys = self._client.hkeys(self.key(job_id))
-        return {key.decode() if isinstance(key, bytes) else key for key in keys}
-
     def mark(self, job_id: str, recipients: list[str]) -> None:
         """Record that the relay accepted ``job_id`` for ``recipients`` (one round trip).
 

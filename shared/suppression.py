@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import redis
@@ -39,15 +38,6 @@ class SuppressionList:
         """Remove ``address``; True if it was on the list."""
         with redis_errors("cannot write the suppression list"):
             return bool(self._client.hdel(self.key, address.lower()))
-
-    def which(self, addresses: Iterable[str]) -> set[str]:
-        """Those of ``addresses`` that are suppressed (one round trip)."""
-        wanted = list(addresses)
-        if not wanted:
-            return set()
-        with redis_errors("cannot read the suppression list"):
-            found = self._client.hmget(self.key, [address.lower() for address in wanted])
-        return {address for address, entry in zip(wanted, found, strict=True) if entry is not None}
 
     def entries(self) -> list[Suppressed]:
         with redis_errors("cannot read the suppression list"):

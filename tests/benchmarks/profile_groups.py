@@ -29,7 +29,6 @@ _STEPS: tuple[tuple[str, str], ...] = (
     ("build_message", "MIME build"),
     ("SmtpTransport", "SMTP: smtplib + socket"),
     ("RecipientFilter", "Redis: sent ledger (+ suppression) read"),
-    ("SentLedger.sent_to", "Redis: sent ledger (+ suppression) read"),
     ("Admission", "Redis: rate-limit tokens"),
     ("RateLimiter", "Redis: rate-limit tokens"),
     ("Histogram", "metrics (prometheus_client)"),

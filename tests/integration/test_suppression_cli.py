@@ -39,7 +39,7 @@ class TestSuppressionCli:
         assert ("ann@example.org", "complained") == (entry["address"], entry["reason"])
         assert entry["at"].endswith("Z")
         suppression = SuppressionList(redis_client, settings.names)
-        assert {"ann@example.org"} == suppression.which(["ann@example.org"])
+        assert ["ann@example.org"] == [entry.address for entry in suppression.entries()]
 
     def test_list_prints_a_table_and_a_count(self, settings: Settings) -> None:
         """`list` without --json prints one row per address and `N suppressed addresses`."""

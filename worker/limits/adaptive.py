@@ -38,9 +38,6 @@ class AdaptiveLimits:
         self._lock = threading.Lock()
         self._factors: dict[str, float] = {}  # this worker's view; refreshed by the watcher
 
-    def applies_to(self, domain: str) -> bool:
-        return domain in self._domains
-
     def throttled(self, domain: str) -> None:
         if domain in self._domains:
             before = self.factors().get(domain, 1.0)

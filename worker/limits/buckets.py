@@ -210,17 +210,10 @@ class RateLimiter:
             for (buckets, _), answer in zip(requests, answers, strict=True)
         ]
 
-    def try_take_several(self, buckets: list[Bucket], lane: Lane, tokens: int) -> Admission:
-        """Take ``tokens`` tokens from every bucket at once, all or none: a batch's lease
-        when its jobs share their buckets."""
-        call = self.take_call(buckets, lane, tokens)
-        with redis_errors(_UNREACHABLE):
-            answer = self._script(keys=call.keys, args=call.args)
-        return _admission(buckets, answer)
-
     def take_call(self, buckets: list[Bucket], lane: Lane, tokens: int) -> ScriptCall:
-        """The script call of :meth:`try_take_several`, to run with others; its answer is
-        read with :meth:`answer`."""
+        """The script call that takes ``tokens`` tokens from every bucket at once, all or
+        none (a batch's lease when its jobs share their buckets), to run with others; its
+        answer is read with :meth:`answer`."""
         keys, args = self._arguments(buckets, lane)
         return ScriptCall(self._script, keys, [*args, tokens])
 

@@ -89,17 +89,6 @@ def read_accepted(connection: smtplib.SMTP, *, chained: bool) -> None:
         raise smtplib.SMTPDataError(code, reply)
 
 
-def send_pipelined(
-    connection: smtplib.SMTP, sender: str, recipients: list[str], data: bytes
-) -> Refused:
-    """Like ``connection.sendmail``: the refused recipients, or an smtplib exception."""
-    connection.send(commands(sender, recipients))
-    opened = read_opening(connection, sender, recipients)
-    write_message(connection, data)
-    read_accepted(connection, chained=False)
-    return opened.refused
-
-
 def _end_transaction(connection: smtplib.SMTP, codes: list[int]) -> None:
     """RSET for the next transaction, or close if the server said it is closing (421)."""
     if _CLOSING in codes:
