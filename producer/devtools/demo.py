@@ -23,6 +23,7 @@ from mailfleet.producer.publisher import Producer
 from mailfleet.producer.topology import queue_depths, topology_of
 from mailfleet.shared.errors import BrokerUnavailable
 from mailfleet.shared.job import EmailJob, Lane
+from mailfleet.shared.redis_client import REDIS_DOWN
 from mailfleet.shared.settings import Settings, redact_url
 
 _DOMAINS = ["example.com", "example.org", "example.net", "mail.test"]
@@ -60,7 +61,7 @@ def _check_services(settings: Settings) -> str | None:
     url = settings.redis_url.get_secret_value()
     try:
         redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3).ping()
-    except redis.exceptions.RedisError as exc:
+    except REDIS_DOWN as exc:
         return (
             f"cannot reach Redis at {redact_url(url)} (MAILFLEET_REDIS_URL): {exc}\n"
             "  start it with: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 "
