@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 
 from mailfleet.shared.job import EmailJob
 from mailfleet.shared.relays import Relay
-from mailfleet.worker.inbox import Delivery
-from mailfleet.worker.limits.admission import Admission, Admit, LeasePlan, Parked
+from mailfleet.worker.inbox import Delivery, GiveBack
+from mailfleet.worker.limits.admission import Admission, LeasePlan
 from mailfleet.worker.smtp.relay_pool import RelayPool
 from mailfleet.worker.smtp.replies import SmtpReply
 from mailfleet.worker.smtp.transport import Envelope, SendResult, Transport
@@ -50,8 +50,8 @@ class Dispatcher:
         then: NextOnRelay | None = None,
         drawn: Relay | None = None,
         leased: bool = False,
-    ) -> SendResult | Admit | Parked:
-        """The relay's replies, or the admission verdict that stopped the send. ``drawn`` is
+    ) -> SendResult | GiveBack:
+        """The relay's replies, or why the delivery goes back unsent. ``drawn`` is
         this envelope's relay if it was drawn already, when the one before it was sent;
         ``leased``: its tokens were taken ahead, with its batch's (see :meth:`lease`)."""
         tried: list[Relay] = []
@@ -61,7 +61,7 @@ class Dispatcher:
             if chained_on is not None:  # relay chosen and tokens taken when it was chained
                 relay, chained_on = chained_on, None
                 if not self._is_current(delivery):
-                    return Admit.STALE
+                    return GiveBack.STALE
             else:
                 chosen = self._pool.choose(exclude=tried, preferred=drawn)
                 if chosen is None:
@@ -69,7 +69,7 @@ class Dispatcher:
                 relay = chosen
                 verdict = self._admit(delivery, job, envelope, relay, leased=leased)
                 leased = False  # a second relay's try takes tokens of its own
-                if verdict is not Admit.GRANTED:
+                if verdict is not None:
                     self._pool.release(relay)
                     return verdict
             following = then(relay) if then is not None else None
@@ -129,14 +129,15 @@ class Dispatcher:
 
     def _admit(
         self, delivery: Delivery, job: EmailJob, envelope: Envelope, relay: Relay, *, leased: bool
-    ) -> Admit | Parked:
+    ) -> GiveBack | None:
+        """None once the envelope may go (its tokens taken), else why it goes back."""
         verdict = (
-            Admit.GRANTED
+            None
             if self._admission is None or leased
             else self._admission.admit(delivery, job, envelope.recipients, relay)
         )
         # The delivery may have outlived its connection while it waited: the broker has
         # requeued it for someone else, so sending now could mail it twice.
-        if verdict is Admit.GRANTED and not self._is_current(delivery):
-            return Admit.STALE
+        if verdict is None and not self._is_current(delivery):
+            return GiveBack.STALE
         return verdict

@@ -96,9 +96,7 @@ class Worker:
             else None
         )
         self._recipients = RecipientFilter(self._redis, ledger, self._suppression)
-        self._dispatcher = Dispatcher(
-            self._relays, admission, lambda d: d.generation == self._consumer.generation
-        )
+        self._dispatcher = Dispatcher(self._relays, admission, self._consumer.is_current)
         # Enough for one Redis round trip to pay for several emails, few enough that the
         # prefetched messages still spread over the senders.
         self._batch = max(1, min(_MAX_BATCH, settings.prefetch // settings.concurrency))
@@ -253,10 +251,9 @@ class Worker:
                 if not batch:
                     continue
                 # Parked before a reconnect: the broker has requeued those already.
-                current = [d for d in batch if d.generation == self._consumer.generation]
+                current = [d for d in batch if self._consumer.is_current(d)]
                 try:
-                    for delivery, parked in pipeline.handle_batch(current, transport):
-                        self._inbox.park(delivery, parked.ready_at)
+                    pipeline.handle_batch(current, transport)
                 finally:
                     commit.commit()
                     self._inbox.done(len(batch))
