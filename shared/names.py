@@ -52,6 +52,21 @@ class Names:
     def dead_queue(self) -> str:
         return f"{self.namespace}.dead"
 
+    @property
+    def events_exchange(self) -> str:
+        """Topic exchange of the events (``shared/events.py``); routing key ``<event>.<lane>``."""
+        return f"{self.namespace}.events"
+
+    @property
+    def events_queue(self) -> str:
+        """The optional queue of every event (``MAILFLEET_EVENTS_QUEUE=on``)."""
+        return f"{self.namespace}.events.all"
+
+    @property
+    def events_dead_queue(self) -> str:
+        """Events a webhook endpoint finally refused or never took."""
+        return f"{self.namespace}.events.dead"
+
     def redis_key(self, *parts: str) -> str:
         return ":".join((self.namespace, *parts))
 
