@@ -8,7 +8,6 @@ An event exchange with no queue bound drops the events, and still confirms them.
 from __future__ import annotations
 
 import contextlib
-import time
 from typing import Any
 
 import pika
@@ -70,16 +69,23 @@ class EventPublisher:
         self._wait()
 
     def _wait(self) -> None:
-        assert self._connection is not None
-        deadline = time.monotonic() + self._timeout
-        while self._unconfirmed and not self._nacked:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise pika.exceptions.AMQPConnectionError("no confirm for the events in time")
-            self._connection.process_data_events(time_limit=min(left, 1.0))  # type: ignore[arg-type]
+        """Run the connection's I/O until every event is confirmed (or one is refused).
+        pika's blocking adapter has no public call for "wait for these confirms": its
+        ``process_data_events`` would sit out its whole time limit, since the confirms go
+        to our callback and not through it. So this drives its I/O loop the way its own
+        blocking calls do, with a timer that ends a wait the broker never answers."""
+        connection: Any = self._connection
+        timed_out: list[bool] = []
+        timer = connection._impl.ioloop.call_later(self._timeout, lambda: timed_out.append(True))
+        try:
+            connection._flush_output(lambda: not self._unconfirmed or self._nacked or timed_out)
+        finally:
+            connection._impl.ioloop.remove_timeout(timer)
         if self._nacked:
             self._nacked = False
             raise PublishNacked("the broker refused an event", [])
+        if self._unconfirmed:
+            raise pika.exceptions.AMQPConnectionError("no confirm for the events in time")
 
     def _open(self) -> Any:
         if self._connection is None or not self._connection.is_open or self._channel is None:
@@ -95,8 +101,8 @@ class EventPublisher:
             self._channel.confirm_delivery(
                 ack_nack_callback=self._on_confirm, callback=lambda _frame: ready.append(True)
             )
-            while not ready:
-                self._connection.process_data_events(time_limit=1.0)  # type: ignore[arg-type]
+            connection: Any = self._connection
+            connection._flush_output(lambda: bool(ready))  # see _wait
         return self._channel
 
     def _on_confirm(self, frame: Any) -> None:
