@@ -1,22 +1,24 @@
 """Fixtures for integration tests: real RabbitMQ and Redis, an in-process SMTP relay, and a
-namespace of its own for every test, removed afterwards."""
+namespace of its own for every test, removed afterwards (see tests/namespaces.py)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
 import redis
 from kombu.connection import Connection
+from pydantic import SecretStr
 
 from mailfleet.producer.connection import open_connection
 from mailfleet.producer.devtools.sink import SmtpSink
 from mailfleet.producer.publisher import Producer
-from mailfleet.producer.topology import declare, delete, topology_of
+from mailfleet.producer.topology import declare, topology_of
 from mailfleet.shared.relays import Relay
 from mailfleet.shared.settings import Settings
+from tests.integration.helpers import stop_workers
 from tests.integration.relays import ScriptedReplies
+from tests.namespaces import TEST_RETRY_DELAYS, new_namespace, remove_namespace
 from tests.servers import rabbitmq_url, redis_url
 
 
@@ -46,24 +48,26 @@ def smtp_server() -> Iterator[SmtpSink]:
 
 
 @pytest.fixture
-def namespace(redis_client: redis.Redis) -> Iterator[str]:
-    name = f"test-{uuid.uuid4().hex[:10]}"
+def namespace(amqp_url: str, redis_server_url: str) -> Iterator[str]:
+    """A namespace for one test. Afterwards, passed or failed, the workers the test started
+    are stopped (or they would declare it again) and the whole namespace is removed."""
+    name = new_namespace()
     yield name
-    for key in redis_client.scan_iter(match=f"{name}:*"):
-        redis_client.delete(key)
+    stop_workers()
+    remove_namespace(amqp_url, redis_server_url, name)
 
 
 @pytest.fixture
 def settings(
     amqp_url: str, redis_server_url: str, namespace: str, smtp_server: SmtpSink
-) -> Iterator[Settings]:
+) -> Settings:
     """Settings for one test: its own namespace, the test relay, short retry delays."""
     settings = Settings(
-        amqp_url=amqp_url,
-        redis_url=redis_server_url,
+        amqp_url=SecretStr(amqp_url),
+        redis_url=SecretStr(redis_server_url),
         namespace=namespace,
         smtp_relays=[Relay.parse(smtp_server.url)],
-        retry_delays=[0.3, 0.6],
+        retry_delays=TEST_RETRY_DELAYS,
         max_attempts=3,
         concurrency=4,
         prefetch=10,
@@ -71,10 +75,11 @@ def settings(
         metrics_port=0,
     )
     connection = open_connection(settings)
-    declare(connection, topology_of(settings))
-    yield settings
-    delete(connection, topology_of(settings))
-    connection.release()
+    try:
+        declare(connection, topology_of(settings))
+    finally:
+        connection.release()
+    return settings
 
 
 @pytest.fixture
