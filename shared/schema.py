@@ -24,8 +24,9 @@ from mailfleet.shared.settings import Settings
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-# Contract name → "module:Model". Events are not published yet; `event` comes here with them.
+# Contract name → "module:Model".
 SCHEMAS: dict[str, str] = {
+    "event": "mailfleet.shared.events:Event",
     "job": "mailfleet.shared.job:EmailJob",
 }
 # The dialect pydantic generates (JSON Schema 2020-12), named so validators need not guess.
