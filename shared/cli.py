@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "sink": "mailfleet.producer.cli:register",
     "demo": "mailfleet.producer.cli:register",
     "stats": "mailfleet.producer.ops.stats:register",
+    "events": "mailfleet.producer.ops.events_tail:register",
     "dlq": "mailfleet.producer.ops.dlq.cli:register",
     "suppression": "mailfleet.producer.ops.suppression:register",
     "worker": "mailfleet.worker.cli:register",

@@ -3,6 +3,7 @@ order a consumer can rebuild from ``seq``."""
 
 from __future__ import annotations
 
+import subprocess
 from collections import defaultdict
 from collections.abc import Iterator
 
@@ -14,7 +15,7 @@ from mailfleet.producer.publisher import Producer
 from mailfleet.shared.events import EVENT_TYPE, Event, event_id
 from mailfleet.shared.settings import Settings
 from mailfleet.shared.suppression import SuppressionList
-from tests.integration.helpers import WorkerThread, make_job
+from tests.integration.helpers import WorkerThread, mailfleet_command, make_job, settings_env
 from tests.integration.relays import ScriptedReplies
 
 TRY_LATER = "451 4.3.0 Temporary local problem, try later"
@@ -123,3 +124,31 @@ def test_events_off_publishes_none(
     producer.publish(make_job(1))
     _run(quiet)
     assert [] == _take_events(amqp_connection, events_queue)
+
+
+def test_events_tail_follows_the_stream_with_a_queue_of_its_own(
+    settings: Settings, producer: Producer, replies: ScriptedReplies
+) -> None:
+    replies.script("rcpt2@example.org", NO_SUCH_USER)
+    command = mailfleet_command("events", "tail", "--kind", "delivered", "--kind", "bounced")
+    tail = subprocess.Popen(
+        [*command, "--count", "2"],
+        env=settings_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert tail.stderr is not None
+        assert "following" in tail.stderr.readline()  # bound: what follows reaches it
+        producer.publish(make_job(1))
+        producer.publish(make_job(2))
+        _run(settings)
+        out, _ = tail.communicate(timeout=30)
+    finally:
+        tail.kill()
+    assert 0 == tail.returncode
+    lines = sorted(out.splitlines(), key=lambda line: "job-2" in line)
+    assert 2 == len(lines)
+    assert "delivered  transactional  job-1  rcpt1@example.org  250" in lines[0]
+    assert "bounced  transactional  job-2  rcpt2@example.org  550 5.1.1 No such user" in lines[1]
