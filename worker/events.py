@@ -33,7 +33,7 @@ def _seq(delivery: Delivery, kind: EventKind) -> int:
 
 def smtp_detail(reply: SmtpReply) -> SmtpDetail:
     enhanced = reply.enhanced
-    return SmtpDetail(
+    return SmtpDetail.model_construct(
         code=reply.code,
         enhanced=".".join(map(str, enhanced)) if enhanced else None,
         text=reply.text[:500],
@@ -68,10 +68,12 @@ class EventRecorder:
         next_at = utc_ms(now + timedelta(seconds=retry_in)) if retry_in is not None else None
         occurred = utc_ms(now)
         seq = _seq(delivery, kind)
+        tags, metadata = dict(job.tags), dict(job.metadata)
         for rcpt in recipients:
             answer = replies.get(rcpt, reply) if replies else reply
+            # Built from values already checked: constructed, not validated (the hot path).
             self._pending.append(
-                Event(
+                Event.model_construct(
                     event=kind,
                     event_id=event_id(job.id, rcpt, delivery.attempt, kind),
                     job_id=job.id,
@@ -84,8 +86,8 @@ class EventRecorder:
                     relay=relay,
                     reason=reason,
                     next_attempt_at=next_at,
-                    tags=dict(job.tags),
-                    metadata=dict(job.metadata),
+                    tags=tags,
+                    metadata=metadata,
                 )
             )
 
