@@ -92,13 +92,13 @@ class TestAdmit:
 
     def test_a_busy_domain_parks_the_job_while_other_work_is_ready(self) -> None:
         rig = Rig()
-        rig.limiter.grants.append(TokenGrant(False, 0.5, blocking=rig.domain_bucket()))
+        rig.limiter.grants.append(TokenGrant(False, 5.0, blocking=rig.domain_bucket()))
         other = rig.other_work()
         delivery = make_delivery(SLOW, tag=2)
         started = time.monotonic()
 
         assert GiveBack.PARKED is rig.admit(delivery, SLOW)
-        assert time.monotonic() - started < 0.3  # parked, not waited for
+        assert time.monotonic() - started < 2.5  # parked, not waited for
         assert 2 == rig.inbox.waiting
         assert [other.delivery_tag] == tags(rig.inbox.take_batch(5, timeout=0))  # not yet due
         assert 0 == rig.waited
@@ -140,7 +140,7 @@ class TestAdmit:
         started = time.monotonic()
 
         assert GiveBack.PARKED is rig.admit(delivery, bulk)
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 2.5
         assert [99, 3] == tags(rig.inbox.take_batch(5, timeout=0))  # ready again at once
 
     def test_a_stopping_worker_gives_the_job_back(self) -> None:
@@ -176,7 +176,7 @@ class TestTryAdmit:
         rig.other_work()
         started = time.monotonic()
         assert not rig.admission.try_admit(delivery, FAST, FAST.recipients(), self.relay)
-        assert time.monotonic() - started < 0.5
+        assert time.monotonic() - started < 2.5
         assert 1 == rig.inbox.waiting
 
     def test_redis_down_is_a_refusal(self) -> None:

@@ -162,7 +162,7 @@ def test_wait_for_transactional_is_true_at_once_when_one_is_ready() -> None:
     inbox.put(delivery(1, Lane.TRANSACTIONAL))
     started = time.monotonic()
     assert inbox.wait_for_transactional(5)
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 2.5
 
 
 def test_wait_for_transactional_times_out_for_bulk_or_a_transactional_not_yet_due() -> None:
