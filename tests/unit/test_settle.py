@@ -13,8 +13,10 @@ import pytest
 
 from mailfleet.shared import names as headers
 from mailfleet.shared.errors import PublishNacked, RedisUnavailable
+from mailfleet.shared.events import Event, EventKind
 from mailfleet.shared.job import EmailJob, Lane
 from mailfleet.shared.settings import Settings
+from mailfleet.worker.events import EventRecorder
 from mailfleet.worker.inbox import Delivery
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.settle import Settler
@@ -51,6 +53,7 @@ class Rig:
     suppression: FakeSuppressor = field(default_factory=FakeSuppressor)
     adaptive: FakeAdaptive = field(default_factory=FakeAdaptive)
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
+    events: EventRecorder = field(default_factory=EventRecorder)
 
     def __post_init__(self) -> None:
         self.acker = FakeAcker(self.journal)
@@ -64,6 +67,7 @@ class Rig:
             suppression=self.suppression,
             metrics=self.metrics,
             adaptive=self.adaptive,
+            events=self.events,
         )
 
     def settle(
@@ -429,3 +433,82 @@ class TestPublishFailure:
         with pytest.raises(PublishNacked):
             rig.settler.invalid(make_delivery(b"[]"), "job: not an object")
         assert [] == rig.acker.acked
+
+
+def facts(events: list[Event]) -> list[tuple[str, str, str | None]]:
+    """Each event as (kind, recipient, reason)."""
+    return [(event.event.value, event.recipient, event.reason) for event in events]
+
+
+class TestEvents:
+    """What the Settler records for the batch's commit to publish: one event per fact and
+    recipient (the recorder itself is tested in test_events.py)."""
+
+    def test_each_recipient_s_outcome_is_one_event(self, rig: Rig) -> None:
+        job = three()
+        result = SendResult("relay:25", accepted=[ANN], refused={BOB: NO_USER, CY: BUSY})
+        rig.settle(make_delivery(job), job, result)
+        events = rig.events.take()
+
+        assert [
+            ("delivered", ANN, None),
+            ("bounced", BOB, None),
+            ("dead_lettered", BOB, "permanent"),
+            ("deferred", CY, None),
+        ] == facts(events)
+        delivered, bounced, dead, deferred = events
+        assert delivered.smtp is not None
+        assert (250, "relay:25") == (delivered.smtp.code, delivered.relay)
+        assert bounced.smtp is not None
+        assert ("5.1.1", 550) == (bounced.smtp.enhanced, bounced.smtp.code)
+        assert bounced.seq < dead.seq  # the bounce comes before the dead letter it causes
+        assert deferred.smtp is not None
+        assert 450 == deferred.smtp.code
+        assert deferred.next_attempt_at is not None
+        due = datetime.fromisoformat(deferred.next_attempt_at)
+        assert timedelta(seconds=3) < due - datetime.now(UTC) <= timedelta(seconds=5)
+
+    def test_an_exhausted_job_is_dead_lettered_without_a_deferral(self, rig: Rig) -> None:
+        job = make_job(1)
+        delivery = make_delivery(job, headers={headers.ATTEMPT: 3})
+        rig.settle(delivery, job, refused(BUSY, *job.recipients()))
+
+        [event] = rig.events.take()
+        assert ("dead_lettered", "rcpt1@example.org", "exhausted") == facts([event])[0]
+        assert 3 == event.attempt
+
+    def test_suppressed_recipients_are_suppressed_and_dead_lettered(self, rig: Rig) -> None:
+        job = three()
+        rig.settle(make_delivery(job), job, SendResult("relay:25", accepted=[ANN, BOB]), [CY])
+
+        assert [
+            ("delivered", ANN, None),
+            ("delivered", BOB, None),
+            ("suppressed", CY, None),
+            ("dead_lettered", CY, "suppressed"),
+        ] == facts(rig.events.take())
+
+    def test_a_duplicate_names_the_recipients_sent_before(self, rig: Rig) -> None:
+        job = three()
+        rig.settler.duplicate(make_delivery(job), job, [ANN, CY])
+
+        assert [("duplicate_skipped", ANN, None), ("duplicate_skipped", CY, None)] == facts(
+            rig.events.take()
+        )
+
+    def test_messages_never_sent_record_no_events(self, rig: Rig) -> None:
+        """Crashed and invalid messages may have no job to name; a deferral is no outcome."""
+        job = make_job(1)
+        rig.settler.crashed(make_delivery(job, headers={"x-delivery-count": 20}))
+        rig.settler.invalid(make_delivery(b"[]"), "job: not an object")
+        rig.settler.defer(make_delivery(job), job, 60.0)
+
+        assert [] == rig.events.take()
+        assert 3 == len(rig.publisher.published)
+
+    def test_the_events_kinds_are_the_contract_s(self, rig: Rig) -> None:
+        job = make_job(1)
+        rig.settle(make_delivery(job), job, SendResult("relay:25", accepted=job.recipients()))
+        [event] = rig.events.take()
+        assert EventKind.DELIVERED is event.event
+        assert "delivered.transactional" == event.routing_key
