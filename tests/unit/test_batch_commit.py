@@ -5,6 +5,8 @@ same on a real Redis)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import deque
 from typing import Any, cast
 
@@ -12,12 +14,14 @@ import pika
 import pytest
 import redis
 
-from mailfleet.shared.errors import RedisUnavailable
+from mailfleet.shared.errors import BrokerUnavailable, MailfleetError, RedisUnavailable
+from mailfleet.shared.events import Event, EventKind
 from mailfleet.shared.job import Lane
 from mailfleet.shared.names import Names
 from mailfleet.worker.batch_commit import BatchCommit, HeldAcks, WriteAheadLedger
+from mailfleet.worker.events import EventRecorder
 from mailfleet.worker.inbox import Delivery
-from tests.unit.fakes import Journal
+from tests.unit.fakes import Journal, make_delivery, make_job
 
 TTL = 3600
 
@@ -92,8 +96,28 @@ def delivery(tag: int) -> Delivery:
     return Delivery(Lane.BULK, tag, 1, b"{}", pika.BasicProperties())
 
 
+class FakeEventSink:
+    """Records the events published (batch_commit.EventSink); refuses as scripted first."""
+
+    def __init__(self, journal: Journal, *refusals: MailfleetError) -> None:
+        self.journal = journal
+        self.refusals = deque(refusals)
+        self.published: list[list[Event]] = []
+        self.closed = False
+
+    def publish(self, events: list[Event]) -> None:
+        if self.refusals:
+            self.journal.append("events refused")
+            raise self.refusals.popleft()
+        self.journal.append(f"events {len(events)}")
+        self.published.append(events)
+
+    def close(self) -> None:
+        self.closed = True
+
+
 class Rig:
-    def __init__(self) -> None:
+    def __init__(self, *refusals: MailfleetError) -> None:
         self.journal: Journal = []
         self.first = FakeRedisConnection(self.journal, "first")
         self.second = FakeRedisConnection(self.journal, "second")
@@ -101,7 +125,20 @@ class Rig:
         self.consumer = RecordingConsumer(self.journal)
         client = cast(redis.Redis, FakeClient(self.pool))
         self.ledger = WriteAheadLedger(client, Names("unit"), TTL)
-        self.commit = BatchCommit(self.ledger, HeldAcks(self.consumer))
+        self.events = EventRecorder()
+        self.sink = FakeEventSink(self.journal, *refusals)
+        self.stopping = threading.Event()
+        self.commit = BatchCommit(
+            self.ledger, HeldAcks(self.consumer), self.events, self.sink, self.stopping
+        )
+
+    def delivered(self, tag: int) -> None:
+        """What the Settler does for an email the relay accepted: mark, record, ack."""
+        job = make_job(tag)
+        held = make_delivery(job, tag=tag)
+        self.ledger.mark(job.id, job.recipients())
+        self.events.record(EventKind.DELIVERED, held, job, job.recipients())
+        self.commit.acks.ack(held)
 
 
 class TestHeldAcks:
@@ -192,3 +229,65 @@ class TestBatchCommit:
         assert [[1]] == rig.consumer.acked
         assert 3 == rig.journal.count("first read")
         assert ([rig.first], False) == (rig.pool.released, rig.first.disconnected)
+
+
+class TestEvents:
+    def test_the_batch_s_events_are_confirmed_after_the_marks_and_before_the_acks(self) -> None:
+        rig = Rig()
+        rig.delivered(1)
+        rig.delivered(2)
+        rig.commit.commit()
+
+        assert ["first read"] * 6 + ["events 2", "ack [1, 2]"] == rig.journal[2:]
+        assert [["job-1", "job-2"]] == [
+            [event.job_id for event in events] for events in rig.sink.published
+        ]
+
+    def test_a_batch_without_events_publishes_none(self) -> None:
+        rig = Rig()
+        rig.commit.acks.ack(delivery(1))
+        rig.commit.commit()
+
+        assert ([], [[1]]) == (rig.sink.published, rig.consumer.acked)
+
+    def test_events_the_broker_refuses_are_published_again_before_the_acks(self) -> None:
+        rig = Rig(BrokerUnavailable("connection lost"))
+        rig.delivered(1)
+        started = time.monotonic()
+        rig.commit.commit()
+
+        assert time.monotonic() - started >= 0.4  # backed off before trying again
+        assert ["events refused", "events 1", "ack [1]"] == rig.journal[-3:]
+
+    def test_stopping_while_the_broker_refuses_leaves_the_jobs_unacked(self) -> None:
+        """Neither acked nor requeued: the broker hands them out again, their events with
+        them; the sent ledger keeps the emails from going twice."""
+        rig = Rig(BrokerUnavailable("connection lost"))
+        rig.stopping.set()
+        rig.delivered(1)
+        rig.commit.commit()
+
+        assert ([], []) == (rig.consumer.acked, rig.consumer.requeued)
+        rig.commit.acks.ack(delivery(2))
+        rig.commit.commit()
+        assert [[2]] == rig.consumer.acked  # the dropped ack stays dropped
+
+    def test_close_closes_the_sink(self) -> None:
+        rig = Rig()
+        rig.delivered(1)
+        rig.commit.close()
+
+        assert rig.sink.closed
+        assert [[1]] == rig.consumer.acked
+
+    def test_without_a_sink_the_acks_go_after_the_marks(self) -> None:
+        rig = Rig()
+        commit = BatchCommit(rig.ledger, HeldAcks(rig.consumer), rig.events)
+        rig.ledger.mark("job-1", ["a@example.org"])
+        rig.events.record(
+            EventKind.DELIVERED, make_delivery(make_job(1)), make_job(1), ["a@example.org"]
+        )
+        commit.acks.ack(delivery(1))
+        commit.commit()
+
+        assert [[1]] == rig.consumer.acked
