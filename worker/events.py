@@ -24,11 +24,14 @@ _STAGES = 2
 _LATER_STAGE = {EventKind.DEAD_LETTERED}
 
 
-def _seq(delivery: Delivery, kind: EventKind) -> int:
+def _replays(delivery: Delivery) -> int:
     replays = delivery.headers.get(REPLAYS, 0)
-    round_ = replays if isinstance(replays, int) and replays >= 0 else 0
+    return replays if isinstance(replays, int) and replays >= 0 else 0
+
+
+def _seq(delivery: Delivery, kind: EventKind) -> int:
     stage = 1 if kind in _LATER_STAGE else 0
-    return (round_ * _ATTEMPTS_PER_ROUND + delivery.attempt) * _STAGES + stage
+    return (_replays(delivery) * _ATTEMPTS_PER_ROUND + delivery.attempt) * _STAGES + stage
 
 
 def smtp_detail(reply: SmtpReply) -> SmtpDetail:
@@ -68,6 +71,7 @@ class EventRecorder:
         next_at = utc_ms(now + timedelta(seconds=retry_in)) if retry_in is not None else None
         occurred = utc_ms(now)
         seq = _seq(delivery, kind)
+        replays = _replays(delivery)
         tags, metadata = dict(job.tags), dict(job.metadata)
         for rcpt in recipients:
             answer = replies.get(rcpt, reply) if replies else reply
@@ -75,7 +79,7 @@ class EventRecorder:
             self._pending.append(
                 Event.model_construct(
                     event=kind,
-                    event_id=event_id(job.id, rcpt, delivery.attempt, kind),
+                    event_id=event_id(job.id, rcpt, delivery.attempt, kind, replays),
                     job_id=job.id,
                     recipient=rcpt,
                     lane=delivery.lane,

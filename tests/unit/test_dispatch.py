@@ -272,3 +272,33 @@ class TestChained:
         assert [] == limiter.takes
         assert not dispatcher.may_follow(delivery, JOB, env, A)  # refused: no wait, no park
         assert 1 == len(limiter.takes)
+
+
+def test_a_look_ahead_that_fails_costs_this_send_nothing() -> None:
+    """Preparing the next job to chain raised: this one is sent all the same, and the
+    half-open relay's probe is settled, not left taken."""
+    pool = half_open(A)
+
+    def then(relay: Relay) -> Envelope | None:
+        raise RuntimeError("the next job's envelope failed")
+
+    transport = FakeTransport(pipelining=True)
+    result = Dispatcher(pool, None).dispatch(
+        make_delivery(JOB), JOB, envelope(), transport, then=then
+    )
+    assert isinstance(result, SendResult)
+    assert not result.relay_failed
+    assert A == pool.choose()
+
+
+def test_a_leased_chained_send_that_fails_over_takes_tokens_for_the_other_relay() -> None:
+    limiter = FakeLimiter(Settings(rate_limit=Rate.parse("100/s")))
+    dispatcher = Dispatcher(RelayPool([A, B], 3, 60), admission(limiter))
+    transport = FakeTransport(accept(), refuse_all(DROPPED, relay_failed=True), pipelining=True)
+    first, second = envelope("ann@example.org"), envelope("bob@slow.example")
+    dispatcher.dispatch(
+        make_delivery(JOB), JOB, first, transport, then=lambda relay: second, leased=True
+    )
+    dispatcher.dispatch(make_delivery(JOB, tag=2), JOB, second, transport, leased=True)
+    assert 3 == len(transport.sends)
+    assert 1 == len(limiter.takes)  # the second relay's try took a token of its own

@@ -72,3 +72,13 @@ def test_an_event_round_trips_and_names_its_routing_key() -> None:
     assert event.smtp is not None
     assert ("5.1.1", 550) == (event.smtp.enhanced, event.smtp.code)
     assert datetime.fromisoformat(event.occurred_at).tzinfo == UTC
+
+
+def test_a_replayed_job_s_deferral_is_a_new_fact_with_a_new_id() -> None:
+    recorder = EventRecorder()
+    job, rcpt, busy = make_job(1), ["rcpt1@example.org"], SmtpReply(451, "4.2.0 busy")
+    for replays in (0, 1):  # the first round, then after a replay (attempt 1 again)
+        recorder.record(EventKind.DEFERRED, _delivery(1, replays), job, rcpt, reply=busy)
+    first, again = recorder.take()
+    assert first.seq != again.seq
+    assert first.event_id != again.event_id

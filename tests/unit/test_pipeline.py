@@ -400,3 +400,14 @@ class TestChained:
         assert [["rcpt1@example.org"], ["rcpt3@example.org"]] == rig.transport.recipients_sent
         assert rig.transport.sends[0].then is None
         assert [1, 2, 3] == sorted(rig.acked)  # the duplicate settled when looked ahead at
+
+
+def test_a_failure_settling_the_next_job_costs_the_current_one_nothing() -> None:
+    """Job 2 (all suppressed) is looked at while job 1 is being sent, to chain it; its dead
+    letter fails. Job 1 should still be sent and acked; job 2 requeued."""
+    rig = Rig(pipelining=True, recipients=FakeRecipients(suppressed={"rcpt2@example.org"}))
+    rig.publisher.fail = PublishNacked("nacked", ["job-2"])
+    rig.handle(make_delivery(make_job(1), tag=1), make_delivery(make_job(2), tag=2))
+    assert [["rcpt1@example.org"]] == rig.transport.recipients_sent
+    assert [1] == rig.acked
+    assert [2] == rig.requeued
