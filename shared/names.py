@@ -15,6 +15,8 @@ from mailfleet.shared.durations import format_duration
 if TYPE_CHECKING:  # job.py reads JOB_ID_HEADER from here
     from mailfleet.shared.job import Lane
 
+PERSISTENT = 2  # AMQP delivery mode of a message that survives a broker restart
+
 # Message headers (documented in the README's "Broker topology").
 ATTEMPT = "x-mailfleet-attempt"
 REASON = "x-mailfleet-reason"
@@ -24,13 +26,12 @@ FAILED_AT = "x-mailfleet-failed-at"
 LANE = "x-mailfleet-lane"
 TIER = "x-mailfleet-tier"
 RECIPIENTS = "x-mailfleet-recipients"  # the recipients still to be tried, when fewer than all
+REPLAYS = "x-mailfleet-replays"  # how often the job was replayed from the dead-letter queue
 # Headers RabbitMQ adds when it dead-letters or redelivers a message (prefixes of their names);
 # a message republished by mailfleet leaves them behind.
 DEATHS = "x-death"
 DELIVERY_COUNT = "x-delivery-count"
 BROKER_HEADERS = (DEATHS, "x-first-death-", "x-last-death-", DELIVERY_COUNT)
-# AMQP delivery mode of every message mailfleet publishes: stored on disk.
-PERSISTENT = 2
 
 # The email header the worker writes the job id into; ledgers and sinks correlate by it.
 JOB_ID_HEADER = "X-Mailfleet-Id"
@@ -87,6 +88,21 @@ class Names:
     @property
     def dead_queue(self) -> str:
         return f"{self.namespace}.dead"
+
+    @property
+    def events_exchange(self) -> str:
+        """Topic exchange of the events (``shared/events.py``); routing key ``<event>.<lane>``."""
+        return f"{self.namespace}.events"
+
+    @property
+    def events_queue(self) -> str:
+        """The optional queue of every event (``MAILFLEET_EVENTS_QUEUE=on``)."""
+        return f"{self.namespace}.events.all"
+
+    @property
+    def events_dead_queue(self) -> str:
+        """Events a webhook endpoint finally refused or never took."""
+        return f"{self.namespace}.events.dead"
 
     def redis_key(self, *parts: str) -> str:
         return ":".join((self.namespace, *parts))

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import structlog
+
 from mailfleet.shared.job import EmailJob
 from mailfleet.shared.relays import Relay
-from mailfleet.worker.inbox import Delivery
-from mailfleet.worker.limits.admission import Admission, Admit, LeasePlan, Parked
+from mailfleet.worker.inbox import Delivery, GiveBack
+from mailfleet.worker.limits.admission import Admission, LeasePlan
 from mailfleet.worker.smtp.relay_pool import RelayPool
 from mailfleet.worker.smtp.replies import SmtpReply
 from mailfleet.worker.smtp.transport import Envelope, SendResult, Transport
 
+log = structlog.get_logger("mailfleet.worker")
 _TRIES = 2  # the chosen relay, then one other
 
 # Given the relay this envelope goes through: the next envelope, if it may follow on it.
@@ -50,8 +53,8 @@ class Dispatcher:
         then: NextOnRelay | None = None,
         drawn: Relay | None = None,
         leased: bool = False,
-    ) -> SendResult | Admit | Parked:
-        """The relay's replies, or the admission verdict that stopped the send. ``drawn`` is
+    ) -> SendResult | GiveBack:
+        """The relay's replies, or why the delivery goes back unsent. ``drawn`` is
         this envelope's relay if it was drawn already, when the one before it was sent;
         ``leased``: its tokens were taken ahead, with its batch's (see :meth:`lease`)."""
         tried: list[Relay] = []
@@ -61,19 +64,19 @@ class Dispatcher:
             if chained_on is not None:  # relay chosen and tokens taken when it was chained
                 relay, chained_on = chained_on, None
                 if not self._is_current(delivery):
-                    return Admit.STALE
+                    return GiveBack.STALE
             else:
                 chosen = self._pool.choose(exclude=tried, preferred=drawn)
                 if chosen is None:
                     break
                 relay = chosen
                 verdict = self._admit(delivery, job, envelope, relay, leased=leased)
-                leased = False  # a second relay's try takes tokens of its own
-                if verdict is not Admit.GRANTED:
+                if verdict is not None:
                     self._pool.release(relay)
                     return verdict
-            following = then(relay) if then is not None else None
+            leased = False  # a second relay's try takes tokens of its own
             try:
+                following = self._look_ahead(then, relay)
                 result = transport.send(envelope, relay, following)
             except BaseException:
                 self._pool.release(relay)
@@ -83,6 +86,19 @@ class Dispatcher:
                 return result
             tried.append(relay)
         return result if result is not None else no_relay(envelope)
+
+    @staticmethod
+    def _look_ahead(then: NextOnRelay | None, relay: Relay) -> Envelope | None:
+        """The envelope to chain behind this one, if any. Chaining only saves round trips:
+        a failure while preparing the next job is that job's, met again on its own turn,
+        and must not fail this one."""
+        if then is None:
+            return None
+        try:
+            return then(relay)
+        except Exception:
+            log.exception("chain_look_ahead_failed", relay=relay.name)
+            return None
 
     def draw(self) -> Relay | None:
         """The next envelope's relay, drawn by weight ahead of its turn (then passed back to
@@ -129,14 +145,15 @@ class Dispatcher:
 
     def _admit(
         self, delivery: Delivery, job: EmailJob, envelope: Envelope, relay: Relay, *, leased: bool
-    ) -> Admit | Parked:
+    ) -> GiveBack | None:
+        """None once the envelope may go (its tokens taken), else why it goes back."""
         verdict = (
-            Admit.GRANTED
+            None
             if self._admission is None or leased
             else self._admission.admit(delivery, job, envelope.recipients, relay)
         )
         # The delivery may have outlived its connection while it waited: the broker has
         # requeued it for someone else, so sending now could mail it twice.
-        if verdict is Admit.GRANTED and not self._is_current(delivery):
-            return Admit.STALE
+        if verdict is None and not self._is_current(delivery):
+            return GiveBack.STALE
         return verdict

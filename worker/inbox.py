@@ -1,4 +1,5 @@
-"""A message as the worker holds it, and the local buffer that serves transactional first."""
+"""A message as the worker holds it, the local buffer that serves transactional first, and
+what becomes of a delivery that goes back unsent on its turn."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from enum import Enum
 from functools import cached_property
 from typing import Any
 
@@ -45,6 +47,14 @@ class Delivery:
     def only_recipients(self) -> list[str] | None:
         """The recipients still to try, when an earlier attempt settled the others."""
         return read_recipients(self.headers.get(RECIPIENTS))
+
+
+class GiveBack(Enum):
+    """Why a delivery goes back unsent on its turn, unsettled by its sender."""
+
+    PARKED = "parked"  # in the inbox again, until its rate-limit bucket frees up
+    STOPPING = "stopping"  # the worker is stopping while it waited: to be requeued
+    STALE = "stale"  # its connection is gone: the broker has requeued it already
 
 
 class Inbox:

@@ -19,8 +19,7 @@ from mailfleet.shared.job import JOB_TYPE, EmailJob, JobLimits, parse_job
 from mailfleet.shared.recipients import RecipientFilter, Recipients, wanted
 from mailfleet.shared.relays import Relay
 from mailfleet.worker.dispatch import Dispatcher
-from mailfleet.worker.inbox import Delivery
-from mailfleet.worker.limits.admission import Admit, Parked
+from mailfleet.worker.inbox import Delivery, GiveBack
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.mime.build import build_message
 from mailfleet.worker.redis_gate import RedisGate
@@ -29,11 +28,6 @@ from mailfleet.worker.settle import Settler
 from mailfleet.worker.smtp.transport import Envelope, Transport
 
 log = structlog.get_logger("mailfleet.worker")
-
-# What handling a delivery ends in: settled (acked, requeued, retried or dead-lettered),
-# or parked: back to the inbox until a rate-limit bucket frees up.
-Handled = Parked | None
-SETTLED = None
 
 
 def decode(delivery: Delivery, limits: JobLimits) -> EmailJob:
@@ -64,14 +58,13 @@ class Pipeline:
         self._gate = gate
         self._metrics = metrics
 
-    def handle_batch(
-        self, deliveries: list[Delivery], transport: Transport
-    ) -> list[tuple[Delivery, Parked]]:
-        """Handle deliveries taken together: one Redis call reads every job's recipients,
-        then each is sent in turn. Returns those to park (their bucket is busy)."""
+    def handle_batch(self, deliveries: list[Delivery], transport: Transport) -> None:
+        """Handle deliveries taken together: one Redis round trip reads every job's
+        recipients (and takes their tokens), then each is sent in turn. Each ends settled
+        (acked, requeued, retried or dead-lettered) or parked in the inbox again."""
         jobs = [(delivery, job) for delivery in deliveries if (job := self._screen(delivery))]
         if not jobs:
-            return []
+            return
         per_job = [wanted(delivery, job) for delivery, job in jobs]
         twins = _twins(jobs)
         # Tokens are leased for what each job asks, before the ledger says what is left of
@@ -84,22 +77,17 @@ class Pipeline:
         if read is None:  # stopping while Redis is away: give the messages back
             for delivery, _ in jobs:
                 self._settler.requeue(delivery)
-            return []
+            return
         split, answers = read
         batch = _Batch(jobs, split, twins)
         leases = self._dispatcher.finish_lease(asked, plan, answers)
         batch.leased = {i for i, granted in zip(eligible, leases, strict=True) if granted}
-        parked: list[tuple[Delivery, Parked]] = []
         for index, (delivery, job) in enumerate(jobs):
             try:
-                handled = self._send(batch, index, transport)
+                self._send(batch, index, transport)
             except Exception:
                 log.exception("job_failed_unexpectedly", job_id=job.id)
                 self._settler.requeue(delivery)
-                continue
-            if handled is not None:
-                parked.append((delivery, handled))
-        return parked
 
     def _screen(self, delivery: Delivery) -> EmailJob | None:
         """The job, or None once settled here: crashed too often, invalid, or not yet due."""
@@ -137,7 +125,8 @@ class Pipeline:
             if recipients.suppressed:
                 self._settler.suppressed(delivery, job, recipients.suppressed)
             else:
-                self._settler.duplicate(delivery, job)
+                sent_before = [*recipients.already_sent, *recipients.to_send]  # twins: just now
+                self._settler.duplicate(delivery, job, sent_before)
         else:
             envelope = Envelope(bare_address(job.from_), to_send, build_message(job))
         batch.envelopes[index] = envelope
@@ -163,11 +152,11 @@ class Pipeline:
         chained = self._dispatcher.may_follow(delivery, job, envelope, relay, leased=leased)
         return envelope if chained else None
 
-    def _send(self, batch: _Batch, index: int, transport: Transport) -> Handled:
+    def _send(self, batch: _Batch, index: int, transport: Transport) -> None:
         started = time.monotonic()
         envelope = self._envelope(batch, index)
         if envelope is None:
-            return SETTLED
+            return
         delivery, job = batch.jobs[index]
         sending = time.monotonic()
         result = self._dispatcher.dispatch(
@@ -179,18 +168,14 @@ class Pipeline:
             drawn=batch.drawn.pop(index, None),
             leased=index in batch.leased,
         )
-        if isinstance(result, Parked):
-            return result
-        if result is Admit.STALE:  # the broker requeued it when the connection went
-            return SETTLED
-        if isinstance(result, Admit):  # the worker is stopping while waiting for a token
-            self._settler.requeue(delivery)
-            return SETTLED
+        if isinstance(result, GiveBack):
+            if result is GiveBack.STOPPING:
+                self._settler.requeue(delivery)
+            return
         self._metrics.send_seconds.observe(time.monotonic() - sending)
         batch.sent.setdefault(job.id, set()).update(result.accepted)
         suppressed = batch.recipients[index].suppressed
         self._settler.settle(delivery, job, result, started, suppressed=suppressed)
-        return SETTLED
 
 
 @dataclass

@@ -18,41 +18,21 @@ import contextlib
 import signal
 import threading
 import time
-from collections.abc import Callable
 from types import FrameType
 
 import structlog
 
 from mailfleet.shared.errors import BrokerError, RedisUnavailable
 from mailfleet.shared.job import Lane
-from mailfleet.shared.recipients import RecipientFilter
-from mailfleet.shared.redis_client import REDIS_DOWN, make_redis
-from mailfleet.shared.sent_ledger import SentLedger
+from mailfleet.shared.redis_client import REDIS_DOWN
 from mailfleet.shared.settings import Settings
-from mailfleet.shared.suppression import SuppressionList
-from mailfleet.shared.topology import build_topology
-from mailfleet.worker.batch_commit import BatchCommit, HeldAcks, WriteAheadLedger
+from mailfleet.worker import wiring
 from mailfleet.worker.broker.connection import CONNECTION_ERRORS
-from mailfleet.worker.broker.consumer import LaneConsumer
-from mailfleet.worker.broker.republisher import Republisher
-from mailfleet.worker.dispatch import Dispatcher
 from mailfleet.worker.health import HealthFactory, HealthServer, on_metrics_port
-from mailfleet.worker.inbox import Inbox
-from mailfleet.worker.limits.adaptive import AdaptiveLimits
-from mailfleet.worker.limits.admission import Admission
-from mailfleet.worker.limits.buckets import RateLimiter
-from mailfleet.worker.metrics import WorkerMetrics
-from mailfleet.worker.pipeline import Pipeline
-from mailfleet.worker.redis_gate import RedisGate
-from mailfleet.worker.retry import RetryPolicy
-from mailfleet.worker.settle import Settler
-from mailfleet.worker.smtp.relay_pool import RelayPool
-from mailfleet.worker.smtp.transport import SmtpTransport, Transport
+from mailfleet.worker.wiring import TransportFactory
 
 log = structlog.get_logger("mailfleet.worker")
-TransportFactory = Callable[[], Transport]
 _IDLE_CHECKS_NEEDED = 2
-_MAX_BATCH = 8
 _RECONNECTABLE: tuple[type[Exception], ...] = (BrokerError, *CONNECTION_ERRORS)
 
 
@@ -68,43 +48,13 @@ class Worker:
         self._settings = settings
         self._health = health or on_metrics_port(settings.metrics_port)
         self._burst = burst
-        self._transport_factory = transport_factory or (
-            lambda: SmtpTransport(
-                settings.smtp_timeout,
-                ca_file=settings.smtp_ca_file,
-                username=settings.smtp_username,
-                password=settings.smtp_password,
-            )
-        )
-        self._relays = RelayPool(
-            settings.smtp_relays, settings.breaker_failures, settings.breaker_cooldown
-        )
-        self._stopping = threading.Event()
-        self._inbox = Inbox()
-        self._consumer = LaneConsumer(settings, self._inbox.put)
-        self._republisher = Republisher(settings)
-        self._redis = make_redis(settings)
-        self.metrics = WorkerMetrics()
-        self._gate = RedisGate(self._stopping)
-        ledger = SentLedger(self._redis, settings.names, settings.sent_ttl)
-        self._suppression = SuppressionList(self._redis, settings.names)
-        self._adaptive = AdaptiveLimits(self._redis, settings.names, set(settings.domain_limits))
-        limiter = RateLimiter(self._redis, settings)
-        admission = (
-            Admission(limiter, self._gate, self._inbox, self.metrics, self._stopping)
-            if limiter.configured
-            else None
-        )
-        self._recipients = RecipientFilter(self._redis, ledger, self._suppression)
-        self._dispatcher = Dispatcher(
-            self._relays, admission, lambda d: d.generation == self._consumer.generation
-        )
-        # Enough for one Redis round trip to pay for several emails, few enough that the
-        # prefetched messages still spread over the senders.
-        self._batch = max(1, min(_MAX_BATCH, settings.prefetch // settings.concurrency))
-        self._topology = build_topology(
-            settings.names, settings.retry_delays, settings.delivery_limit
-        )
+        self._parts = parts = wiring.build(settings, transport_factory)
+        self._stopping = parts.stopping
+        self._inbox = parts.inbox
+        self._consumer = parts.consumer
+        self._redis = parts.redis
+        self._gate = parts.gate
+        self.metrics = parts.metrics
         self._redis_up = True
         self._idle_checks = 0
         self._next_idle_check = 0.0
@@ -114,8 +64,8 @@ class Worker:
             broker=lambda: self._consumer.connected,
             redis=lambda: self._redis_up and self._gate.healthy,
         )
-        self.metrics.watch_domains(self._adaptive.factors)
-        self.metrics.watch_relays(lambda: {k: str(v) for k, v in self._relays.states().items()})
+        self.metrics.watch_domains(parts.adaptive.factors)
+        self.metrics.watch_relays(lambda: {k: str(v) for k, v in parts.relays.states().items()})
 
     def readiness(self) -> dict[str, bool]:
         """What ``/readyz`` reports: every check must hold for the worker to take traffic."""
@@ -198,13 +148,13 @@ class Worker:
             self._redis_up = True
             self._gate.recovered()
             with contextlib.suppress(RedisUnavailable):
-                self._adaptive.refresh()
+                self._parts.adaptive.refresh()
 
     def _connect(self, *, first: bool) -> None:
         backoff = 0.5
         while not self._stopping.is_set():
             try:
-                self._consumer.connect(self._topology)
+                self._consumer.connect(self._parts.topology)
             except _RECONNECTABLE as exc:
                 if first:
                     raise
@@ -217,46 +167,19 @@ class Worker:
                     log.info("broker_reconnected")
                 return
 
-    def _sender(self) -> tuple[Pipeline, BatchCommit]:
-        """One sender thread's pipeline: its own ledger connection and held acks."""
-        commit = BatchCommit(
-            WriteAheadLedger(self._redis, self._settings.names, self._settings.sent_ttl),
-            HeldAcks(self._consumer),
-        )
-        settler = Settler(
-            settings=self._settings,
-            acker=commit.acks,
-            publisher=self._republisher,
-            ledger=commit.ledger,
-            suppression=self._suppression,
-            metrics=self.metrics,
-            adaptive=self._adaptive,
-        )
-        pipeline = Pipeline(
-            limits=self._settings.job_limits,
-            retry=RetryPolicy.from_settings(self._settings),
-            recipients=self._recipients,
-            dispatcher=self._dispatcher,
-            settler=settler,
-            gate=self._gate,
-            metrics=self.metrics,
-        )
-        return pipeline, commit
-
     def _send_loop(self) -> None:
-        transport = self._transport_factory()
+        transport = self._parts.transports()
         transport.warm_up(self._settings.smtp_relays)
-        pipeline, commit = self._sender()
+        pipeline, commit = wiring.sender(self._parts)
         try:
             while not (self._stopping.is_set() and self._inbox.waiting == 0):
-                batch = self._inbox.take_batch(self._batch, timeout=0.2)
+                batch = self._inbox.take_batch(self._parts.batch, timeout=0.2)
                 if not batch:
                     continue
                 # Parked before a reconnect: the broker has requeued those already.
-                current = [d for d in batch if d.generation == self._consumer.generation]
+                current = [d for d in batch if self._consumer.is_current(d)]
                 try:
-                    for delivery, parked in pipeline.handle_batch(current, transport):
-                        self._inbox.park(delivery, parked.ready_at)
+                    pipeline.handle_batch(current, transport)
                 finally:
                     commit.commit()
                     self._inbox.done(len(batch))
@@ -305,6 +228,6 @@ class Worker:
             self._pump(0.05)  # flush the acks the senders queued last
         finally:
             self._consumer.close()
-            self._republisher.close()
+            self._parts.republisher.close()
             self._redis.close()
         log.info("worker_stopped", unfinished=self._inbox.in_flight)

@@ -9,7 +9,7 @@ from mailfleet.shared.durations import Rate
 from mailfleet.shared.job import Lane
 from mailfleet.shared.round_trip import run_together
 from mailfleet.shared.settings import Settings
-from mailfleet.worker.limits.buckets import Admission, Bucket, RateLimiter
+from mailfleet.worker.limits.buckets import Bucket, RateLimiter, TokenGrant
 
 
 def _bucket(settings: Settings, rate: str, burst: int) -> Bucket:
@@ -18,7 +18,7 @@ def _bucket(settings: Settings, rate: str, burst: int) -> Bucket:
 
 def _lease(
     client: redis.Redis, limiter: RateLimiter, buckets: list[Bucket], lane: Lane, tokens: int
-) -> Admission:
+) -> TokenGrant:
     """``tokens`` tokens from each of ``buckets`` as a sender's batch takes them: the take
     call run in the batch's round trip, its answer read back."""
     [raw] = run_together(client, [limiter.take_call(buckets, lane, tokens)])

@@ -113,12 +113,18 @@ class LaneConsumer:
     def _queue_settle(self, delivery: Delivery, *, ack: bool) -> None:
         self._queue_settles([delivery], ack=ack)
 
+    def is_current(self, delivery: Delivery) -> bool:
+        """Whether ``delivery`` came on the connection open now. One that came on a lost one
+        has been requeued by the broker already: its tag means nothing on this connection,
+        and sending it could mail it twice."""
+        return delivery.generation == self.generation
+
     def _queue_settles(self, deliveries: list[Delivery], *, ack: bool) -> None:
         """Queue settles for the connection's thread. One wake-up of pika's loop settles
         every one queued meanwhile, instead of one wake-up per message."""
         connection = self._connection
         generation = self.generation
-        current = [d for d in deliveries if d.generation == generation]
+        current = [d for d in deliveries if self.is_current(d)]
         if connection is None or not current:
             return
         with self._settle_lock:

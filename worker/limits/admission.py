@@ -14,34 +14,19 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
 
 import structlog
 
 from mailfleet.shared.errors import RedisUnavailable
 from mailfleet.shared.job import EmailJob, Lane
 from mailfleet.shared.relays import Relay
-from mailfleet.worker.inbox import Delivery, Inbox
-from mailfleet.worker.limits.buckets import Admission as TokenAnswer
-from mailfleet.worker.limits.buckets import Bucket, RateLimiter
+from mailfleet.worker.inbox import Delivery, GiveBack, Inbox
+from mailfleet.worker.limits.buckets import Bucket, RateLimiter, TokenGrant
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.redis_gate import RedisGate
 from mailfleet.worker.round_trip import ScriptCall
 
 log = structlog.get_logger("mailfleet.worker")
-
-
-class Admit(Enum):
-    GRANTED = "granted"
-    STOPPING = "stopping"  # the worker is shutting down while waiting
-    STALE = "stale"  # the delivery's connection is gone; the broker has requeued it
-
-
-@dataclass(frozen=True)
-class Parked:
-    """Give the delivery back to the inbox, not to be taken before ``ready_at`` (monotonic)."""
-
-    ready_at: float
 
 
 @dataclass
@@ -73,13 +58,15 @@ class Admission:
 
     def admit(
         self, delivery: Delivery, job: EmailJob, recipients: list[str], relay: Relay | None = None
-    ) -> Admit | Parked:
+    ) -> GiveBack | None:
+        """Take the job's tokens, waiting for them if need be: None once taken, else why the
+        delivery goes back unsent (parked here in the inbox, or the worker is stopping)."""
         buckets = self._limiter.buckets_for(job, recipients, relay)
         if not buckets:
-            return Admit.GRANTED
+            return None
         known_busy = self._known_busy_until(buckets)
         if known_busy > time.monotonic() and self._inbox.ready():
-            return Parked(known_busy)
+            return self._park(delivery, known_busy)
         return self._wait_for_tokens(delivery, buckets)
 
     def try_admit(
@@ -156,7 +143,7 @@ class Admission:
                 self._granted(jobs[index][0], answer, 0.0)
         return granted
 
-    def _wait_for_tokens(self, delivery: Delivery, buckets: list[Bucket]) -> Admit | Parked:
+    def _wait_for_tokens(self, delivery: Delivery, buckets: list[Bucket]) -> GiveBack | None:
         started = time.monotonic()
         while not self._stopping.is_set():
             admission = self._gate.run(lambda: self._limiter.try_take(buckets, delivery.lane))
@@ -164,28 +151,35 @@ class Admission:
                 break
             if admission.granted:
                 self._granted(delivery, admission, time.monotonic() - started)
-                return Admit.GRANTED
-            parked = self._park_or_wait(delivery, admission)
-            if parked is not None:
-                return parked
-        return Admit.STOPPING
+                return None
+            if self._parked_or_waited(delivery, admission):
+                return GiveBack.PARKED
+        return GiveBack.STOPPING
 
-    def _park_or_wait(self, delivery: Delivery, admission: TokenAnswer) -> Parked | None:
-        """Park the delivery when another could use this thread; else sleep out the wait."""
+    def _park(self, delivery: Delivery, until: float) -> GiveBack:
+        """Give the delivery back to the inbox, not to be taken before ``until`` (monotonic)."""
+        self._inbox.park(delivery, until)
+        return GiveBack.PARKED
+
+    def _parked_or_waited(self, delivery: Delivery, admission: TokenGrant) -> bool:
+        """Park the delivery (True) when another could use this thread; else sleep out the
+        wait (False: then try again)."""
         wait = admission.wait_seconds
         blocking = admission.blocking
         if blocking is not None and not blocking.every_job:
             until = self._note_busy(blocking, wait)
             if self._inbox.ready():
-                return Parked(until)
+                self._park(delivery, until)
+                return True
         if delivery.lane is Lane.BULK:
             if self._inbox.wait_for_transactional(wait):
-                return Parked(time.monotonic())
+                self._park(delivery, time.monotonic())
+                return True
         else:
             self._stopping.wait(wait)
-        return None
+        return False
 
-    def _granted(self, delivery: Delivery, admission: TokenAnswer, waited: float) -> None:
+    def _granted(self, delivery: Delivery, admission: TokenGrant, waited: float) -> None:
         self._metrics.token_wait_seconds.observe(waited)
         # When the token was taken, on Redis's clock: with the relay's arrival time it gives
         # a send's token-to-relay time, which the limit's bound depends on.

@@ -112,7 +112,7 @@ def default_burst(rate: Rate) -> int:
 
 
 @dataclass(frozen=True)
-class Admission:
+class TokenGrant:
     granted: bool
     wait_seconds: float
     blocking: Bucket | None = None  # the bucket that needs the longest wait
@@ -181,16 +181,16 @@ class RateLimiter:
         """No relay has a limit of its own: a job's buckets are known before its relay is."""
         return not self._relays
 
-    def try_take(self, buckets: list[Bucket], lane: Lane = Lane.TRANSACTIONAL) -> Admission:
+    def try_take(self, buckets: list[Bucket], lane: Lane = Lane.TRANSACTIONAL) -> TokenGrant:
         """Take one token from every bucket, or none and say how long to wait."""
         if not buckets:
-            return Admission(True, 0.0)
+            return TokenGrant(True, 0.0)
         keys, args = self._arguments(buckets, lane)
         with redis_errors(_UNREACHABLE):
             answer = self._script(keys=keys, args=args)
         return _admission(buckets, answer)
 
-    def try_take_many(self, requests: Sequence[tuple[list[Bucket], Lane]]) -> list[Admission]:
+    def try_take_many(self, requests: Sequence[tuple[list[Bucket], Lane]]) -> list[TokenGrant]:
         """:meth:`try_take` for several jobs in one round trip (the script calls pipelined,
         each all or nothing, in order): whether each got its tokens."""
         if not requests:
@@ -218,7 +218,7 @@ class RateLimiter:
         return ScriptCall(self._script, keys, [*args, tokens])
 
     @staticmethod
-    def answer(buckets: list[Bucket], raw: list[int]) -> Admission:
+    def answer(buckets: list[Bucket], raw: list[int]) -> TokenGrant:
         """A take script's raw answer for ``buckets``."""
         return _admission(buckets, raw)
 
@@ -252,8 +252,8 @@ class RateLimiter:
         return factor, max(0.0, allowed_at - now) / _MICROS
 
 
-def _admission(buckets: list[Bucket], answer: list[int]) -> Admission:
+def _admission(buckets: list[Bucket], answer: list[int]) -> TokenGrant:
     """The script's answer ``{granted, wait_us, blocking bucket, Redis's clock}``."""
     granted, wait_us, blocking, now_us = answer
     blocker = buckets[int(blocking) - 1] if blocking else None
-    return Admission(bool(granted), int(wait_us) / _MICROS, blocker, int(now_us))
+    return TokenGrant(bool(granted), int(wait_us) / _MICROS, blocker, int(now_us))

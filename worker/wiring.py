@@ -1,0 +1,135 @@
+"""The worker's composition root: every collaborator built from the settings and connected,
+in one place, so that ``runner.py`` only runs threads and tests can build the same parts."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+
+from mailfleet.shared.recipients import RecipientFilter
+from mailfleet.shared.redis_client import make_redis
+from mailfleet.shared.sent_ledger import SentLedger
+from mailfleet.shared.settings import Settings
+from mailfleet.shared.suppression import SuppressionList
+from mailfleet.shared.topology import Topology, build_topology
+from mailfleet.worker.batch_commit import BatchCommit, HeldAcks, WriteAheadLedger
+from mailfleet.worker.broker.consumer import LaneConsumer
+from mailfleet.worker.broker.event_publisher import EventPublisher
+from mailfleet.worker.broker.republisher import Republisher
+from mailfleet.worker.dispatch import Dispatcher
+from mailfleet.worker.events import EventRecorder
+from mailfleet.worker.inbox import Inbox
+from mailfleet.worker.limits.adaptive import AdaptiveLimits
+from mailfleet.worker.limits.admission import Admission
+from mailfleet.worker.limits.buckets import RateLimiter
+from mailfleet.worker.metrics import WorkerMetrics
+from mailfleet.worker.pipeline import Pipeline
+from mailfleet.worker.redis_gate import RedisGate
+from mailfleet.worker.retry import RetryPolicy
+from mailfleet.worker.settle import Settler
+from mailfleet.worker.smtp.relay_pool import RelayPool
+from mailfleet.worker.smtp.transport import SmtpTransport, Transport
+
+TransportFactory = Callable[[], Transport]
+_MAX_BATCH = 8
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What one worker process is made of; shared by its threads unless said otherwise."""
+
+    settings: Settings
+    stopping: threading.Event
+    inbox: Inbox
+    consumer: LaneConsumer
+    republisher: Republisher
+    redis: redis.Redis
+    metrics: WorkerMetrics
+    gate: RedisGate
+    relays: RelayPool
+    suppression: SuppressionList
+    adaptive: AdaptiveLimits
+    recipients: RecipientFilter
+    dispatcher: Dispatcher
+    topology: Topology
+    transports: TransportFactory  # one transport per sender thread
+    batch: int  # deliveries a sender takes at once
+
+
+def build(settings: Settings, transports: TransportFactory | None = None) -> Parts:
+    stopping = threading.Event()
+    inbox = Inbox()
+    consumer = LaneConsumer(settings, inbox.put)
+    client = make_redis(settings)
+    metrics = WorkerMetrics()
+    gate = RedisGate(stopping)
+    suppression = SuppressionList(client, settings.names)
+    limiter = RateLimiter(client, settings)
+    admission = Admission(limiter, gate, inbox, metrics, stopping) if limiter.configured else None
+    relays = RelayPool(settings.smtp_relays, settings.breaker_failures, settings.breaker_cooldown)
+    ledger = SentLedger(client, settings.names, settings.sent_ttl)
+    return Parts(
+        settings=settings,
+        stopping=stopping,
+        inbox=inbox,
+        consumer=consumer,
+        republisher=Republisher(settings),
+        redis=client,
+        metrics=metrics,
+        gate=gate,
+        relays=relays,
+        suppression=suppression,
+        adaptive=AdaptiveLimits(client, settings.names, set(settings.domain_limits)),
+        recipients=RecipientFilter(client, ledger, suppression),
+        dispatcher=Dispatcher(relays, admission, consumer.is_current),
+        topology=build_topology(settings.names, settings.retry_delays, settings.delivery_limit),
+        transports=transports or (lambda: smtp_transport(settings)),
+        # Enough for one Redis round trip to pay for several emails, few enough that the
+        # prefetched messages still spread over the senders.
+        batch=max(1, min(_MAX_BATCH, settings.prefetch // settings.concurrency)),
+    )
+
+
+def smtp_transport(settings: Settings) -> Transport:
+    return SmtpTransport(
+        settings.smtp_timeout,
+        ca_file=settings.smtp_ca_file,
+        username=settings.smtp_username,
+        password=settings.smtp_password,
+    )
+
+
+def sender(parts: Parts) -> tuple[Pipeline, BatchCommit]:
+    """One sender thread's pipeline, with its own ledger connection and held acks."""
+    settings = parts.settings
+    events = EventRecorder(enabled=settings.events)
+    commit = BatchCommit(
+        WriteAheadLedger(parts.redis, settings.names, settings.sent_ttl),
+        HeldAcks(parts.consumer),
+        events,
+        EventPublisher(settings) if settings.events else None,
+        parts.stopping,
+    )
+    settler = Settler(
+        settings=settings,
+        acker=commit.acks,
+        publisher=parts.republisher,
+        ledger=commit.ledger,
+        suppression=parts.suppression,
+        metrics=parts.metrics,
+        adaptive=parts.adaptive,
+        events=events,
+    )
+    pipeline = Pipeline(
+        limits=settings.job_limits,
+        retry=RetryPolicy.from_settings(settings),
+        recipients=parts.recipients,
+        dispatcher=parts.dispatcher,
+        settler=settler,
+        gate=parts.gate,
+        metrics=parts.metrics,
+    )
+    return pipeline, commit
