@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mailfleet.shared.clock import utc_stamp
 from mailfleet.shared.job import Lane
 
 EVENT_TYPE = "mailfleet.event.v1"
@@ -85,5 +86,4 @@ def event_id(job_id: str, recipient: str, attempt: int, kind: EventKind, replays
 
 def utc_ms(moment: datetime | None = None) -> str:
     """``moment`` (now by default) as UTC with milliseconds and a ``Z``."""
-    moment = (moment or datetime.now(UTC)).astimezone(UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_stamp(moment or datetime.now(UTC), timespec="milliseconds")

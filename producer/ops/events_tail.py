@@ -56,7 +56,7 @@ def run_tail(args: argparse.Namespace, settings: Settings) -> int:
     seen = 0
     connection = open_connection(settings)
     try:
-        with broker_errors(exchange):
+        with broker_errors(exchange, kind="exchange"):
             channel = connection.channel()
             queue, _, _ = channel.queue_declare("", exclusive=True, auto_delete=True)
             for key in keys:

@@ -14,11 +14,11 @@ import pika
 import pika.exceptions
 from pika.spec import Basic
 
-from mailfleet.shared.errors import BrokerUnavailable, PublishNacked
+from mailfleet.shared.errors import PublishNacked
 from mailfleet.shared.events import EVENT_TYPE, Event
 from mailfleet.shared.names import PERSISTENT
 from mailfleet.shared.settings import Settings
-from mailfleet.worker.broker.connection import CONNECTION_ERRORS, connect
+from mailfleet.worker.broker.connection import CONNECTION_ERRORS, broker_errors, connect
 
 
 class EventPublisher:
@@ -39,14 +39,15 @@ class EventPublisher:
         with the same id)."""
         if not events:
             return
-        for attempt in range(1, self._attempts + 1):
-            try:
-                self._publish_once(events)
-                return
-            except CONNECTION_ERRORS as exc:
-                self.close()
-                if attempt == self._attempts:
-                    raise BrokerUnavailable(f"publishing events failed: {exc!r}") from exc
+        with broker_errors("publishing events failed"):
+            for attempt in range(1, self._attempts + 1):
+                try:
+                    self._publish_once(events)
+                    return
+                except CONNECTION_ERRORS:
+                    self.close()
+                    if attempt == self._attempts:
+                        raise
 
     def close(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
