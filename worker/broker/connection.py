@@ -83,19 +83,20 @@ def connect(settings: Settings, heartbeat: int | None = None) -> pika.BlockingCo
 def declare(connection: pika.BlockingConnection, topology: Topology) -> None:
     """Declare the namespace's exchanges, queues and bindings (idempotent)."""
     with broker_errors("declaring the topology failed", declaring=True):
-        channel = connection.channel()
-        try:
-            for exchange in topology.exchanges:
-                channel.exchange_declare(exchange.name, ExchangeType(exchange.type), durable=True)
-            for queue in topology.queues:
-                channel.queue_declare(queue.name, durable=True, arguments=queue.arguments)
-                for binding in queue.bindings:
-                    channel.queue_bind(
-                        queue.name,
-                        binding.exchange,
-                        binding.routing_key,
-                        arguments=binding.arguments,
-                    )
-        finally:
-            if channel.is_open:
-                channel.close()
+        _declare(connection, topology)
+
+
+def _declare(connection: pika.BlockingConnection, topology: Topology) -> None:
+    channel = connection.channel()
+    try:
+        for exchange in topology.exchanges:
+            channel.exchange_declare(exchange.name, ExchangeType(exchange.type), durable=True)
+        for queue in topology.queues:
+            channel.queue_declare(queue.name, durable=True, arguments=queue.arguments)
+            for binding in queue.bindings:
+                channel.queue_bind(
+                    queue.name, binding.exchange, binding.routing_key, arguments=binding.arguments
+                )
+    finally:
+        if channel.is_open:
+            channel.close()
