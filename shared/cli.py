@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "suppression": "mailfleet.producer.ops.suppression:register",
     "worker": "mailfleet.worker.cli:register",
     "explain": "mailfleet.worker.cli:register",
+    "webhooks": "mailfleet.worker.webhooks.cli:register",
 }
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
