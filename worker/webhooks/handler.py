@@ -78,8 +78,10 @@ class EventHandler:
         *,
         delays: list[float],
         max_age: float,
+        closed: threading.Event | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self._closed = closed or threading.Event()
         self._hooks = WebhookNames(names)
         self._signer = Signer(endpoint.secrets)
         self._publisher = publisher
@@ -100,6 +102,8 @@ class EventHandler:
             step = delivery.next_step(
                 attempt.outcome, incoming.attempt, incoming.age(now), self._delays, self._max_age
             )
+        if self._closed.is_set() and step.action != delivery.ACK:
+            return False  # shut down while posting: the broker has this event back already
         try:
             return self._settle(body, properties, incoming, attempt, step)
         except MailfleetError as exc:

@@ -47,6 +47,7 @@ class WebhookService:
         self._settings = settings
         self._health = health or on_metrics_port(settings.metrics_port)
         self._stopping = threading.Event()
+        self._closed = threading.Event()  # set once the connection is closed for good
         self.metrics = WebhookMetrics(endpoint.name for endpoint in settings.webhooks)
         self._republisher = Republisher(settings)
         self._clients = Clients(settings.webhook_timeout)
@@ -59,6 +60,7 @@ class WebhookService:
                 self.metrics,
                 delays=settings.webhook_retry_delays,
                 max_age=settings.webhook_max_age,
+                closed=self._closed,
             )
             for endpoint in settings.webhooks
         }
@@ -163,6 +165,7 @@ class WebhookService:
                 self._pump(0.05)
             self._pump(0.05)  # the last acks
         finally:
+            self._closed.set()
             self._consumers.close()
             self._consumers.stop_threads()
             with contextlib.suppress(Exception):
