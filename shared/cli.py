@@ -28,10 +28,12 @@ COMMANDS: dict[str, str] = {
     "sink": "mailfleet.producer.cli:register",
     "demo": "mailfleet.producer.cli:register",
     "stats": "mailfleet.producer.ops.stats:register",
+    "events": "mailfleet.producer.ops.events_tail:register",
     "dlq": "mailfleet.producer.ops.dlq.cli:register",
     "suppression": "mailfleet.producer.ops.suppression:register",
     "worker": "mailfleet.worker.cli:register",
     "explain": "mailfleet.worker.cli:register",
+    "schema": "mailfleet.shared.schema:register",
     "webhooks": "mailfleet.worker.webhooks.cli:register",
 }
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2

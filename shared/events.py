@@ -2,7 +2,8 @@
 fact, published to the topic exchange ``{ns}.events`` with the routing key
 ``<event>.<lane>`` (``delivered.transactional``).
 
-``event_id`` is derived from (job id, recipient, attempt, kind), never drawn at random, so a
+``event_id`` is derived from (job id, recipient, attempt, kind, replays), never drawn at
+random, so a
 fact published twice (a worker that died between the events' confirm and the job's ack)
 carries the same id both times, and a consumer de-duplicates on it.
 """
@@ -55,7 +56,7 @@ class Event(BaseModel):
     seq: int = Field(ge=1, description="orders one job's events: a later fact has a higher seq")
     smtp: SmtpDetail | None = None
     relay: str | None = None
-    reason: str | None = None  # dead_lettered: permanent, exhausted, suppressed, crashed...
+    reason: str | None = None  # dead_lettered: permanent, exhausted or suppressed
     next_attempt_at: str | None = None  # deferred: when the retry comes back (UTC, ms)
     tags: dict[str, Any] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -72,9 +73,14 @@ class Event(BaseModel):
         return cls.model_validate_json(body)
 
 
-def event_id(job_id: str, recipient: str, attempt: int, kind: EventKind) -> str:
-    """The id of one fact: the same inputs give the same id in every process."""
-    return str(uuid.uuid5(_EVENT_IDS, f"{job_id}\n{recipient}\n{attempt}\n{kind.value}"))
+def event_id(job_id: str, recipient: str, attempt: int, kind: EventKind, replays: int = 0) -> str:
+    """The id of one fact: the same inputs give the same id in every process. ``replays``
+    (how often the job came back from the dead-letter queue) tells a replay's attempt 1
+    from the first round's."""
+    name = f"{job_id}\n{recipient}\n{attempt}\n{kind.value}"
+    if replays:
+        name += f"\n{replays}"
+    return str(uuid.uuid5(_EVENT_IDS, name))
 
 
 def utc_ms(moment: datetime | None = None) -> str:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from mailfleet.shared.durations import format_duration
 from mailfleet.shared.job import Lane
 
+PERSISTENT = 2  # AMQP delivery mode of a message that survives a broker restart
+
 # Message headers (documented in the README's "Broker topology").
 ATTEMPT = "x-mailfleet-attempt"
 REASON = "x-mailfleet-reason"
@@ -20,6 +22,7 @@ FAILED_AT = "x-mailfleet-failed-at"
 LANE = "x-mailfleet-lane"
 TIER = "x-mailfleet-tier"
 RECIPIENTS = "x-mailfleet-recipients"  # the recipients still to be tried, when fewer than all
+REPLAYS = "x-mailfleet-replays"  # how often the job was replayed from the dead-letter queue
 
 
 @dataclass(frozen=True)

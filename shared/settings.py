@@ -93,6 +93,7 @@ class Settings(BaseSettings):
     max_age: DurationSetting = 2 * 86400.0
     delivery_limit: int = Field(default=20, ge=2, le=1000)
     sent_ttl: DurationSetting = 7 * 86400.0
+    events: bool = True  # publish what became of each email to {ns}.events
 
     max_recipients: int = Field(default=100, ge=1)
     max_job_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)

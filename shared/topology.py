@@ -67,6 +67,7 @@ def build_topology(names: Names, retry_delays: list[float], delivery_limit: int)
         ExchangeSpec(names.exchange, "topic"),
         ExchangeSpec(names.delay_exchange, "headers"),
         ExchangeSpec(names.dead_letter_exchange, "fanout"),
+        ExchangeSpec(names.events_exchange, "topic"),
     )
     lanes = tuple(
         QueueSpec(

@@ -1,4 +1,5 @@
-"""What a sender thread commits at the end of a batch: the sent marks' replies, then the acks.
+"""What a sender thread commits at the end of a batch: the sent marks' replies, the events,
+then the acks.
 
 A sender takes several deliveries at once. For each email the relay accepts, the sent-ledger
 mark is *written* to Redis at once, on a connection of the thread's own, without waiting for
@@ -10,6 +11,7 @@ ack-after-mark holds, at one Redis round trip per batch instead of one per email
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Protocol
 
@@ -17,9 +19,11 @@ import redis
 import structlog
 from redis.connection import Connection
 
-from mailfleet.shared.errors import RedisUnavailable
+from mailfleet.shared.errors import MailfleetError, RedisUnavailable
+from mailfleet.shared.events import Event
 from mailfleet.shared.names import Names
 from mailfleet.shared.redis_client import REDIS_DOWN
+from mailfleet.worker.events import EventRecorder
 from mailfleet.worker.inbox import Delivery
 
 log = structlog.get_logger("mailfleet.worker")
@@ -115,18 +119,61 @@ class HeldAcks:
         if held:
             self._consumer.ack_many(held)
 
+    def drop(self) -> None:
+        """Forget the held acks: the broker hands those messages out again."""
+        self._held = []
+
+
+class EventSink(Protocol):
+    def publish(self, events: list[Event]) -> None: ...
+
+    def close(self) -> None: ...
+
 
 class BatchCommit:
-    """End of a batch: read the marks' replies, then let the acks go."""
+    """End of a batch: read the marks' replies, publish the batch's events and wait for
+    their confirms, then let the acks go."""
 
-    def __init__(self, ledger: WriteAheadLedger, acks: HeldAcks) -> None:
+    def __init__(
+        self,
+        ledger: WriteAheadLedger,
+        acks: HeldAcks,
+        events: EventRecorder | None = None,
+        sink: EventSink | None = None,
+        stopping: threading.Event | None = None,
+    ) -> None:
         self.ledger = ledger
         self.acks = acks
+        self.events = events or EventRecorder(enabled=False)
+        self._sink = sink
+        self._stopping = stopping or threading.Event()
 
     def commit(self) -> None:
         self.ledger.flush()
-        self.acks.release()
+        if self._publish_events():
+            self.acks.release()
+        else:  # stopping with the broker away: unacked, the jobs come back, their emails not
+            self.acks.drop()
 
     def close(self) -> None:
         self.commit()
         self.ledger.close()
+        if self._sink is not None:
+            self._sink.close()
+
+    def _publish_events(self) -> bool:
+        """Publish the batch's events, retrying while the broker is away: an email's job is
+        acked only once its events are confirmed. False if the worker stops first."""
+        events = self.events.take()
+        if not events or self._sink is None:
+            return True
+        backoff = 0.5
+        while True:
+            try:
+                self._sink.publish(events)
+                return True
+            except MailfleetError as exc:
+                log.warning("events_publish_failed", error=str(exc), events=len(events))
+            if self._stopping.wait(backoff):
+                return False
+            backoff = min(backoff * 2, 5.0)

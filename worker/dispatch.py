@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import structlog
+
 from mailfleet.shared.job import EmailJob
 from mailfleet.shared.relays import Relay
 from mailfleet.worker.inbox import Delivery, GiveBack
@@ -17,6 +19,7 @@ from mailfleet.worker.smtp.relay_pool import RelayPool
 from mailfleet.worker.smtp.replies import SmtpReply
 from mailfleet.worker.smtp.transport import Envelope, SendResult, Transport
 
+log = structlog.get_logger("mailfleet.worker")
 _TRIES = 2  # the chosen relay, then one other
 
 # Given the relay this envelope goes through: the next envelope, if it may follow on it.
@@ -68,12 +71,12 @@ class Dispatcher:
                     break
                 relay = chosen
                 verdict = self._admit(delivery, job, envelope, relay, leased=leased)
-                leased = False  # a second relay's try takes tokens of its own
                 if verdict is not None:
                     self._pool.release(relay)
                     return verdict
-            following = then(relay) if then is not None else None
+            leased = False  # a second relay's try takes tokens of its own
             try:
+                following = self._look_ahead(then, relay)
                 result = transport.send(envelope, relay, following)
             except BaseException:
                 self._pool.release(relay)
@@ -83,6 +86,19 @@ class Dispatcher:
                 return result
             tried.append(relay)
         return result if result is not None else no_relay(envelope)
+
+    @staticmethod
+    def _look_ahead(then: NextOnRelay | None, relay: Relay) -> Envelope | None:
+        """The envelope to chain behind this one, if any. Chaining only saves round trips:
+        a failure while preparing the next job is that job's, met again on its own turn,
+        and must not fail this one."""
+        if then is None:
+            return None
+        try:
+            return then(relay)
+        except Exception:
+            log.exception("chain_look_ahead_failed", relay=relay.name)
+            return None
 
     def draw(self) -> Relay | None:
         """The next envelope's relay, drawn by weight ahead of its turn (then passed back to

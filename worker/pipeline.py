@@ -125,7 +125,8 @@ class Pipeline:
             if recipients.suppressed:
                 self._settler.suppressed(delivery, job, recipients.suppressed)
             else:
-                self._settler.duplicate(delivery, job)
+                sent_before = [*recipients.already_sent, *recipients.to_send]  # twins: just now
+                self._settler.duplicate(delivery, job, sent_before)
         else:
             envelope = Envelope(bare_address(job.from_), to_send, build_message(job))
         batch.envelopes[index] = envelope

@@ -15,9 +15,11 @@ import structlog
 from mailfleet.shared import names as headers
 from mailfleet.shared.addresses import domain_of
 from mailfleet.shared.errors import RedisUnavailable
+from mailfleet.shared.events import EventKind
 from mailfleet.shared.job import EmailJob
 from mailfleet.shared.settings import Settings
 from mailfleet.shared.topology import tier_name
+from mailfleet.worker.events import EventRecorder
 from mailfleet.worker.inbox import Delivery
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.retry import RetryPolicy
@@ -27,6 +29,7 @@ from mailfleet.worker.smtp.transport import SendResult
 log = structlog.get_logger("mailfleet.worker")
 _BROKER_HEADERS = ("x-death", "x-first-death-", "x-last-death-", "x-delivery-count")
 _MAX_ERROR = 1000
+_ACCEPTED = SmtpReply(250, "")  # the event of an accepted recipient: its reply is not kept
 PERSISTENT = 2
 
 
@@ -80,6 +83,7 @@ class Settler:
         suppression: Suppressor,
         metrics: WorkerMetrics,
         adaptive: Adaptive,
+        events: EventRecorder | None = None,
     ) -> None:
         self._policy = RetryPolicy.from_settings(settings)
         self._names = settings.names
@@ -89,20 +93,21 @@ class Settler:
         self._suppression = suppression
         self._metrics = metrics
         self._adaptive = adaptive
+        self._events = events or EventRecorder(enabled=False)
 
     def requeue(self, delivery: Delivery) -> None:
         self._acker.requeue(delivery)
 
-    def duplicate(self, delivery: Delivery, job: EmailJob) -> None:
+    def duplicate(self, delivery: Delivery, job: EmailJob, recipients: list[str]) -> None:
+        """Every recipient left was accepted for this job id already: ack, never send."""
+        self._events.record(EventKind.DUPLICATE_SKIPPED, delivery, job, recipients)
         log.info("duplicate_skipped", job_id=job.id, lane=delivery.lane, attempt=delivery.attempt)
         self._metrics.job("duplicate", delivery.lane)
         self._acker.ack(delivery)
 
     def suppressed(self, delivery: Delivery, job: EmailJob, recipients: list[str]) -> None:
         """Every recipient left is on the suppression list: dead-letter, never send."""
-        error = _on_the_list(recipients)
-        self._dead_letter(delivery, "suppressed", error, self._subset(job, recipients))
-        self._count_dead_letter("suppressed", delivery)
+        self._dead_letter_suppressed(delivery, job, recipients)
         log.warning(
             "dead_lettered",
             job_id=job.id,
@@ -162,6 +167,14 @@ class Settler:
                 self._ledger.mark(job.id, result.accepted)
             except RedisUnavailable as exc:  # delivered all the same: acking is still right
                 log.warning("sent_mark_failed", job_id=job.id, error=str(exc))
+            self._events.record(
+                EventKind.DELIVERED,
+                delivery,
+                job,
+                result.accepted,
+                reply=_ACCEPTED,
+                relay=result.relay,
+            )
             log.info("delivered", **base, smtp_code=250, domain=_domains(result.accepted))
             self._metrics.job("delivered", delivery.lane)
             self._metrics.smtp_replies.labels(code="250").inc(len(result.accepted))
@@ -182,11 +195,11 @@ class Settler:
         for domain in throttled:
             self._adaptive.throttled(domain)
         if suppressed:
-            self._dead_letter(
-                delivery, "suppressed", _on_the_list(suppressed), self._subset(job, suppressed)
-            )
-            self._count_dead_letter("suppressed", delivery)
+            self._dead_letter_suppressed(delivery, job, suppressed)
         if permanent:
+            self._events.record(
+                EventKind.BOUNCED, delivery, job, permanent, replies=permanent, relay=result.relay
+            )
             self._fail(delivery, job, "permanent", permanent, base)
         if retry:
             self._retry(delivery, job, retry, base)
@@ -201,6 +214,15 @@ class Settler:
             return
         delay = self._policy.delay_after(attempt)
         self._to_tier(delivery, delay, attempt + 1, self._subset(job, refused))
+        self._events.record(
+            EventKind.DEFERRED,
+            delivery,
+            job,
+            refused,
+            replies=refused,
+            relay=base["relay"],
+            retry_in=delay,
+        )
         reply = next(iter(refused.values()))
         log.info(
             "retry_scheduled",
@@ -224,6 +246,15 @@ class Settler:
         reply = next(iter(refused.values()))
         self._dead_letter(delivery, reason, str(reply), self._subset(job, refused))
         self._count_dead_letter(reason, delivery)
+        self._events.record(
+            EventKind.DEAD_LETTERED,
+            delivery,
+            job,
+            refused,
+            replies=refused,
+            relay=base["relay"],
+            reason=reason,
+        )
         log.warning(
             "dead_lettered",
             **base,
@@ -232,6 +263,15 @@ class Settler:
             error=str(reply)[:200],
             domain=_domains(refused),
         )
+
+    def _dead_letter_suppressed(
+        self, delivery: Delivery, job: EmailJob, recipients: list[str]
+    ) -> None:
+        error = _on_the_list(recipients)
+        self._dead_letter(delivery, "suppressed", error, self._subset(job, recipients))
+        self._count_dead_letter("suppressed", delivery)
+        self._events.record(EventKind.SUPPRESSED, delivery, job, recipients)
+        self._events.record(EventKind.DEAD_LETTERED, delivery, job, recipients, reason="suppressed")
 
     def _suppress(self, address: str, reply: SmtpReply) -> None:
         try:

@@ -16,8 +16,10 @@ from mailfleet.shared.suppression import SuppressionList
 from mailfleet.shared.topology import Topology, build_topology
 from mailfleet.worker.batch_commit import BatchCommit, HeldAcks, WriteAheadLedger
 from mailfleet.worker.broker.consumer import LaneConsumer
+from mailfleet.worker.broker.event_publisher import EventPublisher
 from mailfleet.worker.broker.republisher import Republisher
 from mailfleet.worker.dispatch import Dispatcher
+from mailfleet.worker.events import EventRecorder
 from mailfleet.worker.inbox import Inbox
 from mailfleet.worker.limits.adaptive import AdaptiveLimits
 from mailfleet.worker.limits.admission import Admission
@@ -103,9 +105,13 @@ def smtp_transport(settings: Settings) -> Transport:
 def sender(parts: Parts) -> tuple[Pipeline, BatchCommit]:
     """One sender thread's pipeline, with its own ledger connection and held acks."""
     settings = parts.settings
+    events = EventRecorder(enabled=settings.events)
     commit = BatchCommit(
         WriteAheadLedger(parts.redis, settings.names, settings.sent_ttl),
         HeldAcks(parts.consumer),
+        events,
+        EventPublisher(settings) if settings.events else None,
+        parts.stopping,
     )
     settler = Settler(
         settings=settings,
@@ -115,6 +121,7 @@ def sender(parts: Parts) -> tuple[Pipeline, BatchCommit]:
         suppression=parts.suppression,
         metrics=parts.metrics,
         adaptive=parts.adaptive,
+        events=events,
     )
     pipeline = Pipeline(
         limits=settings.job_limits,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -100,7 +101,10 @@ def mailfleet_command(*args: str) -> list[str]:
 
 
 class WorkerProcess:
-    """``mailfleet worker`` as a child process, to kill or signal like an orchestrator would."""
+    """``mailfleet worker`` as a child process, to kill or signal like an orchestrator would.
+
+    It leads a process group of its own, so that ``stop()`` also ends the children of
+    ``--processes N`` at once instead of leaving them to drain after their parent is gone."""
 
     def __init__(self, settings: Settings, *args: str) -> None:
         # A file, not a pipe: a pipe nobody reads fills up and blocks the worker. Closed in stop().
@@ -115,7 +119,9 @@ class WorkerProcess:
             stdout=subprocess.DEVNULL,
             stderr=self._log,
             text=True,
+            process_group=0,
         )
+        _running.append(self)
 
     def log(self) -> str:
         self._log.seek(0)
@@ -133,9 +139,10 @@ class WorkerProcess:
         return self.process.wait(timeout=timeout)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        """SIGKILL the whole group (the parent may have exited and left children); idempotent."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
         self._log.close()
 
 
@@ -148,6 +155,7 @@ class WorkerThread:
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="test-worker", daemon=True)
         self._thread.start()
+        _running.append(self)
 
     def _run(self) -> None:
         try:
@@ -169,6 +177,26 @@ class WorkerThread:
     def stop(self) -> int:
         self.worker.stop()
         return self.join(30)
+
+    def shut_down(self) -> None:
+        """Stop without raising what the worker raised (a test's teardown, not its check)."""
+        self.worker.stop()
+        self._thread.join(30)
+
+
+# Workers started during the current test, whether or not the test got to stop them.
+_running: list[WorkerProcess | WorkerThread] = []
+
+
+def stop_workers() -> None:
+    """Stop every worker the test started. Run before its namespace is removed: a worker
+    still consuming would declare the namespace again when its queues disappear."""
+    while _running:
+        worker = _running.pop()
+        if isinstance(worker, WorkerProcess):
+            worker.stop()
+        else:
+            worker.shut_down()
 
 
 @dataclass(frozen=True)

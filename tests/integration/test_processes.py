@@ -30,7 +30,7 @@ def groups() -> Iterator[list[WorkerProcess]]:
     started: list[WorkerProcess] = []
     yield started
     for group in started:
-        group.stop()  # SIGKILL to the parent; its children get SIGTERM from the kernel
+        group.stop()  # SIGKILL to the parent and its children
 
 
 def _events(group: WorkerProcess, name: str) -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ class TestBuildTopology:
             ExchangeSpec("t-ns", "topic"),
             ExchangeSpec("t-ns.delay", "headers"),
             ExchangeSpec("t-ns.dlx", "fanout"),
+            ExchangeSpec("t-ns.events", "topic"),
         )
         assert expected == topology.exchanges
 

@@ -1,0 +1,116 @@
+"""Publishing a batch's events with publisher confirms, on a connection of the sender
+thread's own: every event of the batch is written, then one wait covers all their confirms
+(pika's blocking channel would wait for each in turn).
+
+An event exchange with no queue bound drops the events, and still confirms them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import pika
+import pika.exceptions
+from pika.spec import Basic
+
+from mailfleet.shared.errors import BrokerUnavailable, PublishNacked
+from mailfleet.shared.events import EVENT_TYPE, Event
+from mailfleet.shared.names import PERSISTENT
+from mailfleet.shared.settings import Settings
+from mailfleet.worker.broker.connection import CONNECTION_ERRORS, connect
+
+
+class EventPublisher:
+    def __init__(self, settings: Settings, attempts: int = 3, timeout: float = 10.0) -> None:
+        self._settings = settings
+        self._exchange = settings.names.events_exchange
+        self._attempts = attempts
+        self._timeout = timeout
+        self._connection: pika.BlockingConnection | None = None
+        self._channel: Any = None  # pika's asynchronous channel under the blocking one
+        self._published = 0  # delivery tags given out on the current channel
+        self._unconfirmed: set[int] = set()
+        self._nacked = False
+
+    def publish(self, events: list[Event]) -> None:
+        """Publish ``events`` and return once the broker confirmed every one; on a lost
+        connection they are published again on a new one (a consumer may see one twice,
+        with the same id)."""
+        if not events:
+            return
+        for attempt in range(1, self._attempts + 1):
+            try:
+                self._publish_once(events)
+                return
+            except CONNECTION_ERRORS as exc:
+                self.close()
+                if attempt == self._attempts:
+                    raise BrokerUnavailable(f"publishing events failed: {exc!r}") from exc
+
+    def close(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None and connection.is_open:
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                connection.close()
+
+    def _publish_once(self, events: list[Event]) -> None:
+        channel = self._open()
+        for event in events:
+            properties = pika.BasicProperties(
+                content_type="application/json",
+                type=EVENT_TYPE,
+                message_id=event.event_id,
+                delivery_mode=PERSISTENT,
+            )
+            channel.basic_publish(self._exchange, event.routing_key, event.to_wire(), properties)
+            self._published += 1
+            self._unconfirmed.add(self._published)
+        self._wait()
+
+    def _wait(self) -> None:
+        """Run the connection's I/O until every event is confirmed (or one is refused).
+        pika's blocking adapter has no public call for "wait for these confirms": its
+        ``process_data_events`` would sit out its whole time limit, since the confirms go
+        to our callback and not through it. So this drives its I/O loop the way its own
+        blocking calls do, with a timer that ends a wait the broker never answers."""
+        connection: Any = self._connection
+        timed_out: list[bool] = []
+        timer = connection._impl.ioloop.call_later(self._timeout, lambda: timed_out.append(True))
+        try:
+            connection._flush_output(lambda: not self._unconfirmed or self._nacked or timed_out)
+        finally:
+            connection._impl.ioloop.remove_timeout(timer)
+        if self._nacked:
+            self._nacked = False
+            raise PublishNacked("the broker refused an event", [])
+        if self._unconfirmed:
+            raise pika.exceptions.AMQPConnectionError("no confirm for the events in time")
+
+    def _open(self) -> Any:
+        if self._connection is None or not self._connection.is_open or self._channel is None:
+            self.close()
+            self._connection = connect(self._settings, heartbeat=0)
+            blocking = self._connection.channel()
+            # The asynchronous channel: publishes without waiting, confirms to our callback.
+            self._channel = blocking._impl  # type: ignore[attr-defined]
+            self._published = 0
+            self._unconfirmed.clear()
+            self._nacked = False
+            ready: list[bool] = []
+            self._channel.confirm_delivery(
+                ack_nack_callback=self._on_confirm, callback=lambda _frame: ready.append(True)
+            )
+            connection: Any = self._connection
+            connection._flush_output(lambda: bool(ready))  # see _wait
+        return self._channel
+
+    def _on_confirm(self, frame: Any) -> None:
+        method = frame.method
+        if isinstance(method, Basic.Nack):
+            self._nacked = True
+        tag = int(method.delivery_tag)
+        if method.multiple:
+            self._unconfirmed = {pending for pending in self._unconfirmed if pending > tag}
+        else:
+            self._unconfirmed.discard(tag)
