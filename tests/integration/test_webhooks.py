@@ -3,15 +3,18 @@ kind, signatures, retries through the delay tiers, per-endpoint isolation, metri
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
 import pytest
 
 from mailfleet.producer.devtools.sink import free_port
+from mailfleet.producer.publisher import Producer
 from mailfleet.shared.events import EventKind
 from mailfleet.shared.settings import Settings
-from tests.integration.helpers import http_get, wait_until
+from tests.integration.helpers import WorkerThread, http_get, make_job, wait_until
+from tests.integration.relays import ScriptedReplies
 from tests.integration.webhook_endpoints import (
     WebhookNamespace,
     WebhooksThread,
@@ -207,3 +210,35 @@ class TestMetricsAndProbes:
             assert 3.0 == scraped('mailfleet_webhook_seconds_count{endpoint="ok"}')
             assert 1.0 == scraped("mailfleet_ready")
             assert (200, "broker ok\nconsuming ok\n") == http_get(port, "/readyz")
+
+
+class TestWithWorkers:
+    def test_a_job_sent_by_a_worker_reaches_the_endpoint_as_events(
+        self, settings: Settings, producer: Producer, replies: ScriptedReplies
+    ) -> None:
+        """End to end: a job with one good and one unknown recipient, a real worker, and
+        `webhooks`: the endpoint gets `delivered`, `bounced` and `dead_lettered`, signed."""
+        space = WebhookNamespace(settings)
+        try:
+            endpoint = space.endpoint(events=["delivered", "bounced", "dead_lettered"])
+            hooked = space.settings()
+            replies.script("gone@example.org", "550 5.1.1 no such user")
+            producer.publish(make_job(1, to=["ann@example.org", "gone@example.org"]))
+            worker = WorkerThread(hooked)
+            with WebhooksThread(hooked):
+                assert wait_until(lambda: len(endpoint.delivered()) == 3, timeout=30), (
+                    endpoint.received
+                )
+            assert 0 == worker.stop()
+            kinds = sorted(
+                (json.loads(r.body)["event"], json.loads(r.body)["recipient"])
+                for r in endpoint.received
+            )
+            assert [
+                ("bounced", "gone@example.org"),
+                ("dead_lettered", "gone@example.org"),
+                ("delivered", "ann@example.org"),
+            ] == kinds
+            endpoint.verify_all()
+        finally:
+            space.close()
