@@ -106,7 +106,7 @@ class TestFindLeftovers:
             assert listed, "rabbitmqctl is here but did not list the local broker"
         stray = (f"{ns}.stray",) if listed else ()
         assert tuple(sorted(_known_queues(ns) + stray)) == leftovers.queues
-        assert (ns, f"{ns}.delay", f"{ns}.dlx") == leftovers.exchanges
+        assert (ns, f"{ns}.delay", f"{ns}.dlx", f"{ns}.events") == leftovers.exchanges
         assert (f"{ns}:sent:job-1",) == leftovers.keys
         assert f"queue {ns}.bulk  (from left_namespace)" in leftovers.report()
 
@@ -130,7 +130,7 @@ class TestFindLeftovers:
 
         assert "passive declares" == leftovers.broker_listed_by
         assert _known_queues(ns) == leftovers.queues
-        assert (ns, f"{ns}.delay", f"{ns}.dlx") == leftovers.exchanges
+        assert (ns, f"{ns}.delay", f"{ns}.dlx", f"{ns}.events") == leftovers.exchanges
         assert (f"{ns}:sent:job-1",) == leftovers.keys
 
 
