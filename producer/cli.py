@@ -63,15 +63,18 @@ def run_publish(args: argparse.Namespace, settings: Settings) -> int:
 def run_declare(args: argparse.Namespace, settings: Settings) -> int:
     from mailfleet.producer.connection import open_connection
     from mailfleet.producer.topology import declare, topology_of
+    from mailfleet.shared.webhook_topology import webhook_topology_of
 
-    topology = topology_of(settings)
+    topology, events = topology_of(settings), webhook_topology_of(settings)
     connection = open_connection(settings)
     try:
         declare(connection, topology)
+        declare(connection, events)  # the events exchange, and the webhooks' queues if any
     finally:
         connection.release()
+    exchanges = len(topology.exchanges) + len(events.exchanges)
     print(
-        f"declared {len(topology.exchanges)} exchanges and {len(topology.queues)} queues "
+        f"declared {exchanges} exchanges and {len(topology.queues) + len(events.queues)} queues "
         f"under namespace {settings.namespace!r}"
     )
     return EXIT_OK

@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "worker": "mailfleet.worker.cli:register",
     "explain": "mailfleet.worker.cli:register",
     "schema": "mailfleet.shared.schema:register",
+    "webhooks": "mailfleet.worker.webhooks.cli:register",
 }
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 

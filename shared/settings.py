@@ -28,6 +28,7 @@ from mailfleet.shared.errors import ConfigError
 from mailfleet.shared.job import JobLimits, Lane
 from mailfleet.shared.names import Names
 from mailfleet.shared.relays import Relay
+from mailfleet.shared.webhooks import WebhookEndpoint, parse_webhooks
 
 ENV_PREFIX = "MAILFLEET_"
 _URL_SCHEMES = {"amqp_url": ("amqp", "amqps"), "redis_url": ("redis", "rediss", "unix")}
@@ -97,6 +98,18 @@ class Settings(BaseSettings):
 
     max_recipients: int = Field(default=100, ge=1)
     max_job_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+
+    # Webhooks (``mailfleet webhooks``, see shared/webhooks.py): endpoints, each with a queue.
+    webhooks: Annotated[list[WebhookEndpoint], NoDecode, BeforeValidator(parse_webhooks)] = Field(
+        default_factory=list
+    )
+    webhook_timeout: DurationSetting = 10.0
+    webhook_max_age: DurationSetting = 86400.0
+    webhook_retry_delays: Annotated[
+        list[DurationSetting], NoDecode, BeforeValidator(_list_or_csv)
+    ] = Field(default_factory=lambda: [5.0, 30.0, 120.0, 600.0, 3600.0], min_length=1)
+    webhook_concurrency: int = Field(default=4, ge=1, le=64)  # requests in flight per endpoint
+    events_queue: bool = False  # also declare {ns}.events.all, bound to every event
 
     metrics_port: int = Field(default=9108, ge=0, le=65535)
     log_format: Literal["json", "console"] = "console"

@@ -33,7 +33,14 @@ METRICS_PORT = Settings.model_fields["metrics_port"].default
 SHUTDOWN_GRACE = Settings.model_fields["shutdown_grace"].default
 # Settings that carry credentials: the Secret holds them, the ConfigMap everything else but
 # UNSET_SETTINGS, which name a file that must be mounted first (configmap.yaml says how).
-SECRET_SETTINGS = {"amqp_url", "redis_url", "smtp_relays", "smtp_username", "smtp_password"}
+SECRET_SETTINGS = {
+    "amqp_url",
+    "redis_url",
+    "smtp_relays",
+    "smtp_username",
+    "smtp_password",
+    "webhooks",  # the endpoints' secrets
+}
 UNSET_SETTINGS = {"smtp_ca_file"}
 # Metrics the RabbitMQ exporter provides (an assumption stated in alerts.yml).
 EXPORTER_METRICS = {"rabbitmq_queue_messages_ready"}

@@ -12,7 +12,10 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from kombu.connection import Connection
+
 from mailfleet.producer.connection import open_connection
+from mailfleet.producer.ops.dlq.events import event_reader, replay_events
 from mailfleet.producer.ops.dlq.letter import DeadLetter, Selection
 from mailfleet.producer.ops.dlq.output import (
     export_record,
@@ -22,7 +25,7 @@ from mailfleet.producer.ops.dlq.output import (
     summary_row,
 )
 from mailfleet.producer.ops.dlq.queue import DeadLetterQueue
-from mailfleet.producer.ops.dlq.report import PurgeReport
+from mailfleet.producer.ops.dlq.report import PurgeReport, ReplayReport
 from mailfleet.shared.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from mailfleet.shared.recipients import RecipientFilter
 from mailfleet.shared.redis_client import make_redis
@@ -41,11 +44,32 @@ def selection_of(args: argparse.Namespace) -> Selection:
     )
 
 
+def _events(args: argparse.Namespace) -> bool:
+    """``--queue events``: the webhook events of ``{ns}.events.dead``, not dead jobs."""
+    return getattr(args, "queue", "jobs") == "events"
+
+
+def _event_queue(
+    connection: Connection, settings: Settings, args: argparse.Namespace
+) -> DeadLetterQueue:
+    return DeadLetterQueue(
+        connection,
+        settings,
+        queue=settings.names.events_dead_queue,
+        reader=event_reader(settings.names, args.endpoint or ()),
+    )
+
+
 @contextlib.contextmanager
-def _dead_letters(settings: Settings) -> Iterator[DeadLetterQueue]:
+def _dead_letters(
+    settings: Settings, args: argparse.Namespace | None = None
+) -> Iterator[DeadLetterQueue]:
     connection = open_connection(settings)
     try:
-        yield DeadLetterQueue(connection, settings)
+        if args is not None and _events(args):
+            yield _event_queue(connection, settings, args)
+        else:
+            yield DeadLetterQueue(connection, settings)
     finally:
         connection.release()
 
@@ -68,24 +92,24 @@ def _matching(
 
 def run_list(args: argparse.Namespace, settings: Settings) -> int:
     rows: list[dict[str, Any]] = []
-    with _dead_letters(settings) as queue:
+    with _dead_letters(settings, args) as queue:
         _, total = _matching(queue, args, lambda letter: rows.append(summary_row(letter)))
+        where = queue.queue
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return EXIT_OK
     if rows:
         print(render_table(rows))
-    print(f"listed {len(rows)} of {total} dead letters in {settings.names.dead_queue}")
+    print(f"listed {len(rows)} of {total} dead letters in {where}")
     return EXIT_OK
 
 
 def run_show(args: argparse.Namespace, settings: Settings) -> int:
-    with _dead_letters(settings) as queue:
+    with _dead_letters(settings, args) as queue:
         found = queue.letters(Selection(ids=frozenset({args.id})))
     if not found:
         print(
-            f"mailfleet dlq show: no dead letter with id {args.id!r} in "
-            f"{settings.names.dead_queue}",
+            f"mailfleet dlq show: no dead letter with id {args.id!r} in {queue.queue}",
             file=sys.stderr,
         )
         return EXIT_FAILURE
@@ -102,19 +126,39 @@ def _ids(label: str, ids: list[str]) -> None:
         print(f"{label}: {', '.join(ids[:_SHOWN_IDS])}{more}")
 
 
-def run_replay(args: argparse.Namespace, settings: Settings) -> int:
-    client = make_redis(settings)
+def _replay_events(args: argparse.Namespace, settings: Settings) -> ReplayReport:
+    """Events back to the queues of their endpoints: no sent ledger, no Redis."""
+    connection = open_connection(settings)
     try:
-        with _dead_letters(settings) as queue:
-            report = queue.replay(
-                selection_of(args),
-                RecipientFilter.reading(client, settings.names),
-                limit=args.limit,
-                rate=args.rate,
-                dry_run=args.dry_run,
-            )
+        return replay_events(
+            _event_queue(connection, settings, args),
+            connection,
+            settings.names,
+            selection_of(args),
+            limit=args.limit,
+            rate=args.rate,
+            dry_run=args.dry_run,
+        )
     finally:
-        client.close()
+        connection.release()
+
+
+def run_replay(args: argparse.Namespace, settings: Settings) -> int:
+    if _events(args):
+        report = _replay_events(args, settings)
+    else:
+        client = make_redis(settings)
+        try:
+            with _dead_letters(settings) as queue:
+                report = queue.replay(
+                    selection_of(args),
+                    RecipientFilter.reading(client, settings.names),
+                    limit=args.limit,
+                    rate=args.rate,
+                    dry_run=args.dry_run,
+                )
+        finally:
+            client.close()
     if args.json:
         print(json.dumps(report.as_dict()))
     else:
@@ -153,7 +197,7 @@ def run_purge(args: argparse.Namespace, settings: Settings) -> int:
                 file=sys.stderr,
             )
             return EXIT_USAGE
-        with _dead_letters(settings) as queue:
+        with _dead_letters(settings, args) as queue:
             preview = queue.purge(selection, limit=args.limit, dry_run=True)
         if not preview.purged:
             print(PurgeReport(total=preview.total).summary())
@@ -163,11 +207,11 @@ def run_purge(args: argparse.Namespace, settings: Settings) -> int:
             return EXIT_FAILURE
         # Only the letters shown: one that dies (again) while the operator reads the prompt
         # is not deleted unseen, even under an id shown.
-        with _dead_letters(settings) as queue:
+        with _dead_letters(settings, args) as queue:
             report = queue.purge(selection, only=Counter(preview.fingerprints))
         print(json.dumps(report.as_dict()) if args.json else report.summary())
         return EXIT_OK
-    with _dead_letters(settings) as queue:
+    with _dead_letters(settings, args) as queue:
         report = queue.purge(selection, limit=args.limit, dry_run=args.dry_run)
     print(json.dumps(report.as_dict()) if args.json else report.summary())
     return EXIT_OK
@@ -184,7 +228,7 @@ def run_export(args: argparse.Namespace, settings: Settings) -> int:
         print(f"mailfleet dlq export: cannot write {args.output}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     try:
-        with _dead_letters(settings) as queue:
+        with _dead_letters(settings, args) as queue:
             count, total = _matching(
                 queue,
                 args,

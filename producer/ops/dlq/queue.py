@@ -17,8 +17,9 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 from kombu.connection import Connection
 
@@ -31,6 +32,9 @@ from mailfleet.shared.job import EmailJob
 from mailfleet.shared.recipients import RecipientFilter
 from mailfleet.shared.settings import Settings
 
+# Turns a message of the queue into a letter; None leaves the message out of the scan.
+Reader = Callable[[Any], DeadLetter | None]
+
 
 class DeadLetterScan:
     """Dead letters taken one by one and held unacked; ``close()`` hands back the rest.
@@ -39,9 +43,19 @@ class DeadLetterScan:
     again on its channel), so it ends; letters that failed after the scan began are held
     but not yielded, so a replayed job that dies again is left for the next run."""
 
-    def __init__(self, connection: Connection, settings: Settings) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        settings: Settings,
+        *,
+        queue: str | None = None,
+        reader: Reader | None = None,
+    ) -> None:
         self._settings = settings
-        self._queue = settings.names.dead_queue
+        self._queue = queue or settings.names.dead_queue
+        self._read: Reader = reader or (
+            lambda message: read_dead_letter(message, settings.names, settings.job_limits)
+        )
         self._connection = connection
         self._channel = connection.channel()
         self._channel.queue_declare(self._queue, passive=True)  # NotFound: not declared
@@ -56,7 +70,9 @@ class DeadLetterScan:
             if message is None:
                 return
             self._held += 1
-            letter = read_dead_letter(message, self._settings.names, self._settings.job_limits)
+            letter = self._read(message)
+            if letter is None:
+                continue
             if letter.failed_at is not None and letter.failed_at > self._started:
                 # Failed while this scan runs (times are whole seconds, so a letter from the
                 # scan's first second still counts): the next run's business.
@@ -101,17 +117,23 @@ class DeadLetterQueue:
         *,
         batch: int = 100,
         confirm_timeout: float = 30.0,
+        queue: str | None = None,
+        reader: Reader | None = None,
     ) -> None:
         self._connection = connection
         self._settings = settings
+        self.queue = queue or settings.names.dead_queue
+        self._reader = reader
         self._batch = batch
         self._confirm_timeout = confirm_timeout
 
     @contextlib.contextmanager
     def browse(self) -> Iterator[DeadLetterScan]:
         """A scan of the queue; every letter not acked in it goes back when it ends."""
-        with broker_errors(self._settings.names.dead_queue):
-            scan = DeadLetterScan(self._connection, self._settings)
+        with broker_errors(self.queue):
+            scan = DeadLetterScan(
+                self._connection, self._settings, queue=self.queue, reader=self._reader
+            )
         try:
             yield scan
         finally:

@@ -1,0 +1,1 @@
+"""``mailfleet webhooks``: events POSTed to HTTP endpoints, signed, retried, dead-lettered."""
