@@ -21,8 +21,6 @@ from mailfleet.shared.events import EVENT_TYPE, utc_ms
 from mailfleet.shared.webhooks import WebhookEndpoint
 from mailfleet.worker.webhooks.delivery import MAX_RESPONSE, Attempt
 
-PERSISTENT = 2
-_BROKER_HEADERS = ("x-death", "x-first-death-", "x-last-death-", "x-delivery-count")
 _MAX_ERROR = 1000
 
 
@@ -90,7 +88,9 @@ def read_incoming(body: bytes, properties: pika.BasicProperties, now: datetime) 
 
 
 def _own_headers(incoming: Incoming) -> dict[str, Any]:
-    return {k: v for k, v in incoming.headers.items() if not k.startswith(_BROKER_HEADERS)}
+    return {
+        k: v for k, v in incoming.headers.items() if not k.startswith(job_headers.BROKER_HEADERS)
+    }
 
 
 def _properties(
@@ -101,7 +101,7 @@ def _properties(
         type=original.type or EVENT_TYPE,
         message_id=original.message_id,
         timestamp=original.timestamp,
-        delivery_mode=PERSISTENT,
+        delivery_mode=job_headers.PERSISTENT,
         headers=message_headers,
     )
 

@@ -19,7 +19,14 @@ from typing import Any
 from kombu.connection import Connection
 
 from mailfleet.producer.confirms import Outgoing
-from mailfleet.producer.ops.dlq.letter import DeadLetter, Selection
+from mailfleet.producer.ops.dlq.letter import (
+    DeadLetter,
+    Selection,
+    failed_at_of,
+    failure_of,
+    header_text,
+    last_death,
+)
 from mailfleet.producer.ops.dlq.queue import DeadLetterQueue, Reader
 from mailfleet.producer.ops.dlq.replay import ConfirmedMover
 from mailfleet.producer.ops.dlq.report import ReplayReport
@@ -30,7 +37,6 @@ from mailfleet.shared.events import EVENT_TYPE, utc_ms
 from mailfleet.shared.names import Names
 from mailfleet.shared.webhooks import WebhookNames
 
-PERSISTENT = 2
 _DEAD_HEADERS = frozenset(
     {
         headers.REASON,
@@ -48,30 +54,13 @@ _DEAD_HEADERS = frozenset(
 )
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return "" if value is None else str(value)
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _last_death(message_headers: dict[str, Any]) -> dict[str, Any] | None:
-    deaths = message_headers.get("x-death")
-    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
-        return deaths[0]
-    return None
-
-
 def endpoint_of(letter: DeadLetter, names: Names) -> str | None:
     """The endpoint an event died at: its header, or the queue that dead-lettered it."""
-    name = _text(letter.headers.get(hook_headers.ENDPOINT))
+    name = header_text(letter.headers.get(hook_headers.ENDPOINT))
     if name:
         return name
-    death = _last_death(letter.headers)
-    return WebhookNames(names).endpoint_of_queue(_text(death.get("queue"))) if death else None
+    death = last_death(letter.headers)
+    return WebhookNames(names).endpoint_of_queue(header_text(death.get("queue"))) if death else None
 
 
 def read_event_letter(message: Any, names: Names) -> DeadLetter:
@@ -84,36 +73,25 @@ def read_event_letter(message: Any, names: Names) -> DeadLetter:
     except ValueError:
         event = None
     event = event if isinstance(event, dict) else {}
-    death = _last_death(message_headers)
-    reason = _text(message_headers.get(headers.REASON))
-    error = _text(message_headers.get(headers.ERROR))
-    if not reason and death is not None:
-        death_reason = _text(death.get("reason"))
-        reason = "crashed" if death_reason == "delivery_limit" else "unknown"
-        error = error or f"{death_reason} in {_text(death.get('queue'))}"
-    failed_at = None
-    try:
-        failed_at = _utc(datetime.fromisoformat(_text(message_headers.get(headers.FAILED_AT))))
-    except ValueError:
-        if death is not None and isinstance(death.get("time"), datetime):
-            failed_at = _utc(death["time"])
+    death = last_death(message_headers)
+    reason, error = failure_of(message_headers, death)
     attempts = message_headers.get(headers.ATTEMPTS)
     recipient = event.get("recipient")
     return DeadLetter(
         delivery_tag=int(message.delivery_tag),
-        id=_text(properties.get("message_id")) or _text(event.get("event_id")),
-        reason=reason or "unknown",
+        id=header_text(properties.get("message_id")) or header_text(event.get("event_id")),
+        reason=reason,
         error=error,
         attempts=attempts if isinstance(attempts, int) else None,
-        lane=_text(event.get("lane")),
+        lane=header_text(event.get("lane")),
         recipients=[recipient] if isinstance(recipient, str) else [],
         recipients_header=False,
-        failed_at=failed_at,
+        failed_at=failed_at_of(message_headers, death),
         headers=message_headers,
         properties=properties,
         body=body,
         job=None,
-        problem=f"a webhook event ({_text(event.get('event')) or 'unreadable'}), not a job",
+        problem=f"a webhook event ({header_text(event.get('event')) or 'unreadable'}), not a job",
     )
 
 
@@ -147,7 +125,7 @@ def replay_event_message(letter: DeadLetter, endpoint: str, names: Names) -> Out
         properties={
             "content_type": "application/json",
             "type": EVENT_TYPE,
-            "delivery_mode": PERSISTENT,
+            "delivery_mode": headers.PERSISTENT,
             "timestamp": int(time.time()),
             "application_headers": message_headers,
         },

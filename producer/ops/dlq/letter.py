@@ -60,7 +60,8 @@ class DeadLetter:
         return sorted({domain_of(rcpt) for rcpt in self.recipients})
 
 
-def _text(value: Any) -> str:
+def header_text(value: Any) -> str:
+    """An AMQP header value as text (py-amqp gives bytes for byte arrays); "" for none."""
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return "" if value is None else str(value)
@@ -72,12 +73,12 @@ def _int(value: Any) -> int | None:
 
 def _iso_time(value: Any) -> datetime | None:
     try:
-        return as_utc(datetime.fromisoformat(_text(value)))
+        return as_utc(datetime.fromisoformat(header_text(value)))
     except ValueError:
         return None
 
 
-def _last_death(message_headers: dict[str, Any]) -> dict[str, Any] | None:
+def last_death(message_headers: dict[str, Any]) -> dict[str, Any] | None:
     """The newest ``x-death`` entry (RabbitMQ puts it first): the one that brought it here."""
     deaths = message_headers.get(headers.DEATHS)
     if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
@@ -92,39 +93,49 @@ def _decode(body: bytes, kind: Any, limits: JobLimits) -> tuple[EmailJob | None,
         return None, str(exc)
 
 
+def failure_of(message_headers: dict[str, Any], death: dict[str, Any] | None) -> tuple[str, str]:
+    """``(reason, error)`` of a dead letter: the worker's headers, else what its ``x-death``
+    entry says (``crashed`` past a delivery limit, RabbitMQ's words as the error)."""
+    reason = header_text(message_headers.get(headers.REASON))
+    error = header_text(message_headers.get(headers.ERROR))
+    if not reason and death is not None:
+        death_reason = header_text(death.get("reason"))
+        reason = "crashed" if death_reason == "delivery_limit" else "unknown"
+        error = error or f"{death_reason} in {header_text(death.get('queue'))}"
+    return reason or "unknown", error
+
+
+def failed_at_of(message_headers: dict[str, Any], death: dict[str, Any] | None) -> datetime | None:
+    """When a dead letter failed: its failed-at header, else the time of its ``x-death``."""
+    failed_at = _iso_time(message_headers.get(headers.FAILED_AT))
+    if failed_at is None and death is not None and isinstance(death.get("time"), datetime):
+        failed_at = as_utc(death["time"])
+    return failed_at
+
+
 def read_dead_letter(message: Any, names: Names, limits: JobLimits) -> DeadLetter:
     """A :class:`DeadLetter` from a py-amqp message taken from ``{ns}.dead``."""
     properties = dict(message.properties)
     message_headers = dict(properties.pop("application_headers", None) or {})
     body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
     job, problem = _decode(body, properties.get("type"), limits)
-    death = _last_death(message_headers)
-    death_queue = _text(death.get("queue")) if death else ""
+    death = last_death(message_headers)
+    death_queue = header_text(death.get("queue")) if death else ""
     death_lane = death_queue.removeprefix(f"{names.namespace}.")
 
-    reason = _text(message_headers.get(headers.REASON))
-    error = _text(message_headers.get(headers.ERROR))
-    if not reason and death is not None:
-        death_reason = _text(death.get("reason"))
-        reason = "crashed" if death_reason == "delivery_limit" else "unknown"
-        error = error or f"{death_reason} in {death_queue}"  # RabbitMQ's words
-    reason = reason or "unknown"
-
-    lane = _text(message_headers.get(headers.LANE))
+    reason, error = failure_of(message_headers, death)
+    lane = header_text(message_headers.get(headers.LANE))
     if lane not in _LANES:
         lane = death_lane if death_lane in _LANES else (job.lane.value if job else "")
 
-    failed_at = _iso_time(message_headers.get(headers.FAILED_AT))
-    if failed_at is None and death is not None and isinstance(death.get("time"), datetime):
-        failed_at = as_utc(death["time"])
-
+    failed_at = failed_at_of(message_headers, death)
     attempts = _int(message_headers.get(headers.ATTEMPTS))
     if attempts is None:
         attempts = _int(message_headers.get(headers.ATTEMPT))
 
     only = headers.read_recipients(message_headers.get(headers.RECIPIENTS))
     recipients = only if only is not None else (job.recipients() if job else [])
-    job_id = _text(properties.get("message_id")) or (job.id if job else "")
+    job_id = header_text(properties.get("message_id")) or (job.id if job else "")
     return DeadLetter(
         delivery_tag=int(message.delivery_tag),
         id=job_id,
