@@ -14,7 +14,7 @@ from typing import Any
 import pika
 
 from mailfleet.shared.job import Lane
-from mailfleet.shared.names import ATTEMPT, RECIPIENTS, read_recipients
+from mailfleet.shared.names import ATTEMPT, DELIVERY_COUNT, RECIPIENTS, read_recipients
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class Delivery:
     @property
     def delivery_count(self) -> int:
         """How often the broker handed this message out before (``x-delivery-count``)."""
-        value = self.headers.get("x-delivery-count", 0)
+        value = self.headers.get(DELIVERY_COUNT, 0)
         return value if isinstance(value, int) else 0
 
     @property

@@ -15,7 +15,7 @@ import structlog
 
 from mailfleet.shared.addresses import bare_address
 from mailfleet.shared.errors import InvalidJobError
-from mailfleet.shared.job import JOB_TYPE, EmailJob, JobLimits, parse_job
+from mailfleet.shared.job import EmailJob, JobLimits, parse_message
 from mailfleet.shared.recipients import RecipientFilter, Recipients, wanted
 from mailfleet.shared.relays import Relay
 from mailfleet.worker.dispatch import Dispatcher
@@ -32,10 +32,7 @@ log = structlog.get_logger("mailfleet.worker")
 
 def decode(delivery: Delivery, limits: JobLimits) -> EmailJob:
     """The job in ``delivery``; :class:`InvalidJobError` if it is not a valid v1 job."""
-    kind = delivery.properties.type
-    if kind is not None and kind != JOB_TYPE:
-        raise InvalidJobError([("type", f"unknown message type {kind!r}, expected {JOB_TYPE}")])
-    return parse_job(delivery.body, limits)
+    return parse_message(delivery.body, delivery.properties.type, limits)
 
 
 class Pipeline:

@@ -20,11 +20,11 @@ import structlog
 from mailfleet.shared.errors import RedisUnavailable
 from mailfleet.shared.job import EmailJob, Lane
 from mailfleet.shared.relays import Relay
+from mailfleet.shared.round_trip import ScriptCall
 from mailfleet.worker.inbox import Delivery, GiveBack, Inbox
 from mailfleet.worker.limits.buckets import Bucket, RateLimiter, TokenGrant
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.redis_gate import RedisGate
-from mailfleet.worker.round_trip import ScriptCall
 
 log = structlog.get_logger("mailfleet.worker")
 
