@@ -15,9 +15,11 @@ gives up. Pure policy, no I/O; ``settle.py`` carries its decisions out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from mailfleet.shared.addresses import domain_of
 from mailfleet.shared.settings import Settings
+from mailfleet.worker.smtp.replies import Outcome, SmtpReply, classify
 
 
 @dataclass(frozen=True)
@@ -66,3 +68,27 @@ def wait_tier(seconds: float, delays: list[float]) -> float:
     ordered = sorted(delays)
     fitting = [delay for delay in ordered if delay <= seconds]
     return fitting[-1] if fitting else ordered[0]
+
+
+@dataclass
+class Refused:
+    """A send's refused recipients, sorted by what happens to them next."""
+
+    retry: dict[str, SmtpReply] = field(default_factory=dict)  # transient: a delay tier
+    permanent: dict[str, SmtpReply] = field(default_factory=dict)  # 5xx: the dead letters
+    bad_mailboxes: list[str] = field(default_factory=list)  # to the suppression list too
+    throttled: set[str] = field(default_factory=set)  # domains to slow down
+
+
+def sort_refused(refused: dict[str, SmtpReply]) -> Refused:
+    """Each refused recipient, by its reply's class (``smtp/replies.py``)."""
+    sorted_ = Refused()
+    for rcpt, reply in refused.items():
+        verdict = classify(reply)
+        target = sorted_.permanent if verdict.outcome is Outcome.PERMANENT else sorted_.retry
+        target[rcpt] = reply
+        if verdict.bad_mailbox:
+            sorted_.bad_mailboxes.append(rcpt)
+        if verdict.outcome is Outcome.THROTTLED:
+            sorted_.throttled.add(domain_of(rcpt))
+    return sorted_

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Iterable
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import pika
 import structlog
 
-from mailfleet.shared import names as headers
 from mailfleet.shared.addresses import domain_of
 from mailfleet.shared.errors import RedisUnavailable
 from mailfleet.shared.events import EventKind
@@ -19,14 +16,14 @@ from mailfleet.shared.job import EmailJob
 from mailfleet.shared.settings import Settings
 from mailfleet.shared.topology import tier_name
 from mailfleet.worker.events import EventRecorder
+from mailfleet.worker.forward import Forwarder, Publisher
 from mailfleet.worker.inbox import Delivery
 from mailfleet.worker.metrics import WorkerMetrics
-from mailfleet.worker.retry import RetryPolicy
-from mailfleet.worker.smtp.replies import Outcome, SmtpReply, classify
+from mailfleet.worker.retry import RetryPolicy, sort_refused
+from mailfleet.worker.smtp.replies import SmtpReply
 from mailfleet.worker.smtp.transport import SendResult
 
 log = structlog.get_logger("mailfleet.worker")
-_MAX_ERROR = 1000
 _ACCEPTED = SmtpReply(250, "")  # the event of an accepted recipient: its reply is not kept
 
 
@@ -36,19 +33,8 @@ class Acker(Protocol):
     def requeue(self, delivery: Delivery) -> None: ...
 
 
-class Publisher(Protocol):
-    def publish(
-        self, exchange: str, routing_key: str, body: bytes, properties: pika.BasicProperties
-    ) -> None: ...
-
-
 class Ledger(Protocol):
     def mark(self, job_id: str, recipients: list[str]) -> None: ...
-
-
-def _own_headers(delivery: Delivery) -> dict[str, Any]:
-    """The message's headers without those the broker added on its way through queues."""
-    return {k: v for k, v in delivery.headers.items() if not k.startswith(headers.BROKER_HEADERS)}
 
 
 def _on_the_list(recipients: list[str]) -> str:
@@ -83,9 +69,8 @@ class Settler:
         events: EventRecorder | None = None,
     ) -> None:
         self._policy = RetryPolicy.from_settings(settings)
-        self._names = settings.names
         self._acker = acker
-        self._publisher = publisher
+        self._forward = Forwarder(publisher, settings.names)
         self._ledger = ledger
         self._suppression = suppression
         self._metrics = metrics
@@ -123,7 +108,7 @@ class Settler:
 
     def _reject(self, delivery: Delivery, reason: str, error: str) -> None:
         """Dead-letter the whole message (it was never sent) and ack it."""
-        self._dead_letter(delivery, reason, error, None)
+        self._forward.dead_letter(delivery, reason, error, delivery.only_recipients)
         self._count_dead_letter(reason, delivery)
         log.warning(
             "dead_lettered",
@@ -137,7 +122,7 @@ class Settler:
     def defer(self, delivery: Delivery, job: EmailJob, seconds: float) -> None:
         """Park a job whose ``not_before`` lies ahead in a delay tier, without using an attempt."""
         delay = self._policy.wait_tier(seconds)
-        self._to_tier(delivery, delay, delivery.attempt, None)
+        self._forward.to_tier(delivery, delay, delivery.attempt, delivery.only_recipients)
         log.info("deferred", job_id=job.id, lane=delivery.lane, wait_s=round(delay, 1))
         self._metrics.job("deferred", delivery.lane)
         self._acker.ack(delivery)
@@ -177,20 +162,14 @@ class Settler:
             self._metrics.smtp_replies.labels(code="250").inc(len(result.accepted))
             for domain in {domain_of(rcpt) for rcpt in result.accepted}:
                 self._adaptive.succeeded(domain)
-        retry: dict[str, SmtpReply] = {}
-        permanent: dict[str, SmtpReply] = {}
-        throttled: set[str] = set()
-        for rcpt, reply in result.refused.items():
+        for reply in result.refused.values():
             self._metrics.smtp_replies.labels(code=str(reply.code)).inc()
-            verdict = classify(reply)
-            target = permanent if verdict.outcome is Outcome.PERMANENT else retry
-            target[rcpt] = reply
-            if verdict.bad_mailbox:
-                self._suppress(rcpt, reply)
-            if verdict.outcome is Outcome.THROTTLED:
-                throttled.add(domain_of(rcpt))
-        for domain in throttled:
+        refused = sort_refused(result.refused)
+        for rcpt in refused.bad_mailboxes:
+            self._suppress(rcpt, result.refused[rcpt])
+        for domain in refused.throttled:
             self._adaptive.throttled(domain)
+        retry, permanent = refused.retry, refused.permanent
         if suppressed:
             self._dead_letter_suppressed(delivery, job, suppressed)
         if permanent:
@@ -210,7 +189,7 @@ class Settler:
             self._fail(delivery, job, "exhausted", refused, base)
             return
         delay = self._policy.delay_after(attempt)
-        self._to_tier(delivery, delay, attempt + 1, self._subset(job, refused))
+        self._forward.to_tier(delivery, delay, attempt + 1, self._subset(job, refused))
         self._events.record(
             EventKind.DEFERRED,
             delivery,
@@ -241,7 +220,7 @@ class Settler:
         base: dict[str, Any],
     ) -> None:
         reply = next(iter(refused.values()))
-        self._dead_letter(delivery, reason, str(reply), self._subset(job, refused))
+        self._forward.dead_letter(delivery, reason, str(reply), self._subset(job, refused))
         self._count_dead_letter(reason, delivery)
         self._events.record(
             EventKind.DEAD_LETTERED,
@@ -265,7 +244,7 @@ class Settler:
         self, delivery: Delivery, job: EmailJob, recipients: list[str]
     ) -> None:
         error = _on_the_list(recipients)
-        self._dead_letter(delivery, "suppressed", error, self._subset(job, recipients))
+        self._forward.dead_letter(delivery, "suppressed", error, self._subset(job, recipients))
         self._count_dead_letter("suppressed", delivery)
         self._events.record(EventKind.SUPPRESSED, delivery, job, recipients)
         self._events.record(EventKind.DEAD_LETTERED, delivery, job, recipients, reason="suppressed")
@@ -284,50 +263,3 @@ class Settler:
     def _subset(job: EmailJob, recipients: Collection[str]) -> list[str] | None:
         """``recipients`` as a list when they are fewer than the job's, else None (all)."""
         return None if set(recipients) >= set(job.recipients()) else list(recipients)
-
-    def _to_tier(
-        self, delivery: Delivery, delay: float, attempt: int, recipients: list[str] | None
-    ) -> None:
-        extra = {
-            headers.ATTEMPT: attempt,
-            headers.TIER: tier_name(delay),
-            headers.LANE: delivery.lane.value,
-        }
-        self._republish(
-            delivery, self._names.delay_exchange, delivery.lane.value, extra, recipients
-        )
-
-    def _dead_letter(
-        self, delivery: Delivery, reason: str, error: str, recipients: list[str] | None
-    ) -> None:
-        extra = {
-            headers.REASON: reason,
-            headers.ERROR: error[:_MAX_ERROR],
-            headers.ATTEMPTS: delivery.attempt,
-            headers.FAILED_AT: datetime.now(UTC).isoformat(timespec="seconds"),
-            headers.LANE: delivery.lane.value,
-        }
-        self._republish(
-            delivery, self._names.dead_letter_exchange, delivery.lane.value, extra, recipients
-        )
-
-    def _republish(
-        self,
-        delivery: Delivery,
-        exchange: str,
-        routing_key: str,
-        extra: dict[str, Any],
-        recipients: list[str] | None,
-    ) -> None:
-        message_headers = {**_own_headers(delivery), **extra}
-        headers.write_recipients(message_headers, recipients)
-        original = delivery.properties
-        properties = pika.BasicProperties(
-            content_type=original.content_type,
-            type=original.type,
-            message_id=original.message_id,
-            timestamp=original.timestamp,
-            delivery_mode=headers.PERSISTENT,
-            headers=message_headers,
-        )
-        self._publisher.publish(exchange, routing_key, delivery.body, properties)

@@ -512,3 +512,18 @@ class TestEvents:
         [event] = rig.events.take()
         assert EventKind.DELIVERED is event.event
         assert "delivered.transactional" == event.routing_key
+
+
+def test_crashed_keeps_the_recipients_still_owed() -> None:
+    """A retry that was for some recipients only, crashed out: the dead letter names them."""
+    rig, job = Rig(), three()
+    owed = {headers.RECIPIENTS: json.dumps([BOB]), "x-delivery-count": 20}
+    rig.settler.crashed(make_delivery(job, headers=owed))
+    assert [BOB] == listed(rig.only(DLX))
+
+
+def test_defer_keeps_the_recipients_still_owed() -> None:
+    rig, job = Rig(), three()
+    owed = {headers.RECIPIENTS: json.dumps([BOB])}
+    rig.settler.defer(make_delivery(job, headers=owed), job, 100)
+    assert [BOB] == listed(rig.only(DELAY))
