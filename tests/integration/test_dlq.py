@@ -328,7 +328,8 @@ class TestDlqReplay:
     def test_replay_moves_letters_to_their_lanes_with_the_attempt_reset(
         self, settings: Settings, amqp_connection: Connection, dead_letters: dict[str, EmailJob]
     ) -> None:
-        """Replayed jobs reach their lane as attempt 1 without dead-letter headers; others stay."""
+        """Replayed jobs reach their lane as attempt 1 of a new round, without dead-letter
+        headers; others stay."""
         before = {
             letter.id: letter for letter in DeadLetterQueue(amqp_connection, settings).letters()
         }
@@ -348,7 +349,7 @@ class TestDlqReplay:
             bulk.properties["message_id"],
         )
         assert dead_letters["perm-1"].to_wire() == transactional.body
-        assert {headers.ATTEMPT: 1} == transactional.headers
+        assert {headers.ATTEMPT: 1, headers.REPLAYS: 1} == transactional.headers
         assert (JOB_TYPE, CONTENT_TYPE, 2) == (
             transactional.properties["type"],
             transactional.properties["content_type"],
@@ -413,7 +414,7 @@ class TestDlqReplay:
 
         assert 0 == result.returncode, result.stderr
         [taken] = _take_all(amqp_connection, settings.names.lane_queue(Lane.BULK), 1)
-        assert {headers.ATTEMPT: 1} == taken.headers
+        assert {headers.ATTEMPT: 1, headers.REPLAYS: 1} == taken.headers
 
     def test_the_recipients_header_is_kept(
         self, settings: Settings, amqp_connection: Connection, dead_letters: dict[str, EmailJob]

@@ -39,6 +39,9 @@ def replay_message(
         if name not in _DEAD_HEADERS and not name.startswith(headers.BROKER_HEADERS)
     }
     message_headers[headers.ATTEMPT] = 1
+    # A new round: its events are new facts (new ids) and come after the last round's.
+    replays = letter.headers.get(headers.REPLAYS, 0)
+    message_headers[headers.REPLAYS] = (replays if isinstance(replays, int) else 0) + 1
     only = remaining if letter.recipients_header or remaining != job.recipients() else None
     headers.write_recipients(message_headers, only)
     return Outgoing(
