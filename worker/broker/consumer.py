@@ -21,7 +21,12 @@ from pika.spec import Basic
 from mailfleet.shared.job import Lane
 from mailfleet.shared.settings import Settings
 from mailfleet.shared.topology import Topology
-from mailfleet.worker.broker.connection import CONNECTION_ERRORS, connect, declare
+from mailfleet.worker.broker.connection import (
+    CONNECTION_ERRORS,
+    coalesce_output,
+    connect,
+    declare,
+)
 from mailfleet.worker.inbox import Delivery
 
 log = structlog.get_logger("mailfleet.worker")
@@ -159,6 +164,7 @@ class LaneConsumer:
         for tag in acks.difference(below):
             channel.basic_ack(tag)
         self._unsettled -= acks
+        coalesce_output(self._connection)
 
     def _on_message(  # noqa: PLR0917 (pika's callback signature plus the bound lane)
         self,

@@ -18,7 +18,12 @@ from mailfleet.shared.errors import PublishNacked
 from mailfleet.shared.events import EVENT_TYPE, Event
 from mailfleet.shared.names import PERSISTENT
 from mailfleet.shared.settings import Settings
-from mailfleet.worker.broker.connection import CONNECTION_ERRORS, broker_errors, connect
+from mailfleet.worker.broker.connection import (
+    CONNECTION_ERRORS,
+    broker_errors,
+    coalesce_output,
+    connect,
+)
 
 
 class EventPublisher:
@@ -67,6 +72,7 @@ class EventPublisher:
             channel.basic_publish(self._exchange, event.routing_key, event.to_wire(), properties)
             self._published += 1
             self._unconfirmed.add(self._published)
+        coalesce_output(self._connection)
         self._wait()
 
     def _wait(self) -> None:
