@@ -48,7 +48,7 @@ class TestDefaults:
             "namespace": "mailfleet",
             "smtp_relays": [Relay(host="127.0.0.1", port=1025)],
             "smtp_timeout": 10.0,
-            "prefetch": 64,
+            "prefetch": 256,
             "concurrency": 8,
             "shutdown_grace": 25.0,
             "rate_limit": None,
@@ -90,7 +90,7 @@ class TestDefaults:
         """Variables without the prefix do not count."""
         monkeypatch.setenv("NAMESPACE", "other")
         monkeypatch.setenv("PREFETCH", "not-a-number")
-        assert ("mailfleet", 64) == (load_settings().namespace, load_settings().prefetch)
+        assert ("mailfleet", 256) == (load_settings().namespace, load_settings().prefetch)
 
 
 class TestVariables:
