@@ -8,6 +8,7 @@ An event exchange with no queue bound drops the events, and still confirms them.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import pika
@@ -81,13 +82,7 @@ class EventPublisher:
         ``process_data_events`` would sit out its whole time limit, since the confirms go
         to our callback and not through it. So this drives its I/O loop the way its own
         blocking calls do, with a timer that ends a wait the broker never answers."""
-        connection: Any = self._connection
-        timed_out: list[bool] = []
-        timer = connection._impl.ioloop.call_later(self._timeout, lambda: timed_out.append(True))
-        try:
-            connection._flush_output(lambda: not self._unconfirmed or self._nacked or timed_out)
-        finally:
-            connection._impl.ioloop.remove_timeout(timer)
+        self._run_until(lambda: not self._unconfirmed or self._nacked)
         if self._nacked:
             self._nacked = False
             raise PublishNacked("the broker refused an event", [])
@@ -108,9 +103,20 @@ class EventPublisher:
             self._channel.confirm_delivery(
                 ack_nack_callback=self._on_confirm, callback=lambda _frame: ready.append(True)
             )
-            connection: Any = self._connection
-            connection._flush_output(lambda: bool(ready))  # see _wait
+            self._run_until(lambda: bool(ready))
+            if not ready:
+                raise pika.exceptions.AMQPConnectionError("confirm mode not acknowledged in time")
         return self._channel
+
+    def _run_until(self, done: Callable[[], bool]) -> None:
+        """Drive the connection's I/O until ``done()``, or for at most the timeout."""
+        connection: Any = self._connection
+        timed_out: list[bool] = []
+        timer = connection._impl.ioloop.call_later(self._timeout, lambda: timed_out.append(True))
+        try:
+            connection._flush_output(lambda: done() or bool(timed_out))
+        finally:
+            connection._impl.ioloop.remove_timeout(timer)
 
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method
