@@ -53,7 +53,7 @@ from mailfleet.producer.topology import queue_depths, topology_of
 from mailfleet.shared.durations import Rate
 from mailfleet.shared.job import EmailJob, Lane
 from mailfleet.shared.settings import Settings, load_settings
-from mailfleet.worker.limits.buckets import default_burst
+from mailfleet.worker.limits.bucket import default_burst
 
 HOST = "127.0.0.1"
 TICK = 0.1  # one transactional job every 100 ms

@@ -18,7 +18,8 @@ from mailfleet.shared.durations import Rate
 from mailfleet.shared.job import Lane
 from mailfleet.shared.relays import Relay
 from mailfleet.shared.settings import Settings
-from mailfleet.worker.limits.buckets import Bucket, RateLimiter
+from mailfleet.worker.limits.bucket import Bucket
+from mailfleet.worker.limits.buckets import RateLimiter
 from tests.integration.helpers import (
     DeliveryLedger,
     WorkerProcess,

@@ -9,7 +9,8 @@ from mailfleet.shared.durations import Rate
 from mailfleet.shared.job import Lane
 from mailfleet.shared.round_trip import run_together
 from mailfleet.shared.settings import Settings
-from mailfleet.worker.limits.buckets import Bucket, RateLimiter, TokenGrant
+from mailfleet.worker.limits.bucket import Bucket
+from mailfleet.worker.limits.buckets import RateLimiter, TokenGrant
 
 
 def _bucket(settings: Settings, rate: str, burst: int) -> Bucket:

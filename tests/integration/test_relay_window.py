@@ -15,7 +15,8 @@ from mailfleet.producer.publisher import Producer
 from mailfleet.shared.durations import Rate
 from mailfleet.shared.job import Lane
 from mailfleet.shared.settings import Settings
-from mailfleet.worker.limits.buckets import Bucket, RateLimiter
+from mailfleet.worker.limits.bucket import Bucket
+from mailfleet.worker.limits.buckets import RateLimiter
 from tests.integration.helpers import DeliveryLedger, WorkerProcess, make_job, wait_until
 
 RATE, BURST = 40, 5

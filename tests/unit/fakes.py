@@ -23,7 +23,8 @@ from mailfleet.shared.relays import Relay
 from mailfleet.shared.round_trip import ScriptCall
 from mailfleet.shared.settings import Settings
 from mailfleet.worker.inbox import Delivery
-from mailfleet.worker.limits.buckets import Bucket, RateLimiter, TokenGrant
+from mailfleet.worker.limits.bucket import Bucket
+from mailfleet.worker.limits.buckets import RateLimiter, TokenGrant
 from mailfleet.worker.smtp.replies import SmtpReply
 from mailfleet.worker.smtp.transport import Envelope, SendResult
 

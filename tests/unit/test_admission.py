@@ -18,7 +18,8 @@ from mailfleet.shared.relays import Relay
 from mailfleet.shared.settings import Settings
 from mailfleet.worker.inbox import Delivery, GiveBack, Inbox
 from mailfleet.worker.limits.admission import Admission
-from mailfleet.worker.limits.buckets import Bucket, TokenGrant
+from mailfleet.worker.limits.bucket import Bucket
+from mailfleet.worker.limits.buckets import TokenGrant
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.redis_gate import RedisGate
 from tests.unit.fakes import FakeLimiter, Grant, make_delivery, make_job, raw_grant

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mailfleet.shared.durations import Rate
-from mailfleet.worker.limits.buckets import Bucket
+from mailfleet.worker.limits.bucket import Bucket
 
 
 def _bucket(rate: str, burst: int) -> Bucket:

@@ -22,7 +22,8 @@ from mailfleet.shared.job import EmailJob, Lane
 from mailfleet.shared.relays import Relay
 from mailfleet.shared.round_trip import ScriptCall
 from mailfleet.worker.inbox import Delivery, GiveBack, Inbox
-from mailfleet.worker.limits.buckets import Bucket, RateLimiter, TokenGrant
+from mailfleet.worker.limits.bucket import Bucket
+from mailfleet.worker.limits.buckets import RateLimiter, TokenGrant
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.redis_gate import RedisGate
 
