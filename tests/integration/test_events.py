@@ -12,11 +12,14 @@ import redis
 from kombu.connection import Connection
 
 from mailfleet.producer.publisher import Producer
-from mailfleet.shared.events import EVENT_TYPE, Event, event_id
+from mailfleet.shared.events import EVENT_TYPE, Event, EventKind, event_id
 from mailfleet.shared.settings import Settings
 from mailfleet.shared.suppression import SuppressionList
+from mailfleet.worker.broker.event_publisher import EventPublisher
+from mailfleet.worker.events import EventRecorder
 from tests.integration.helpers import WorkerThread, mailfleet_command, make_job, settings_env
 from tests.integration.relays import ScriptedReplies
+from tests.unit.fakes import make_delivery
 
 TRY_LATER = "451 4.3.0 Temporary local problem, try later"
 NO_SUCH_USER = "550 5.1.1 No such user here"
@@ -152,3 +155,30 @@ def test_events_tail_follows_the_stream_with_a_queue_of_its_own(
     assert 2 == len(lines)
     assert "delivered  transactional  job-1  rcpt1@example.org  250" in lines[0]
     assert "bounced  transactional  job-2  rcpt2@example.org  550 5.1.1 No such user" in lines[1]
+
+
+def test_a_deleted_events_exchange_is_declared_again_and_nothing_is_held_back(
+    settings: Settings, producer: Producer, amqp_connection: Connection, events_queue: str
+) -> None:
+    """Someone deletes {ns}.events while workers run: the next events connection declares
+    it again, so the jobs are acked and their events published, once bound again."""
+    channel = amqp_connection.channel()
+    channel.exchange_delete(settings.names.events_exchange)
+    channel.close()
+    recorder = EventRecorder()
+    recorder.record(EventKind.DELIVERED, make_delivery(make_job(1)), make_job(1), ["a@x.org"])
+    publisher = EventPublisher(settings)
+    try:
+        publisher.publish(recorder.take())  # the exchange is back, the event confirmed
+    finally:
+        publisher.close()
+    channel = amqp_connection.channel()
+    channel.queue_bind(events_queue, settings.names.events_exchange, "#")
+    channel.close()
+    producer.publish(make_job(2))
+    _run(settings)
+    kinds = [
+        (event.job_id, event.event.value)
+        for _, event in _take_events(amqp_connection, events_queue)
+    ]
+    assert [("job-2", "delivered")] == kinds

@@ -13,6 +13,7 @@ from typing import Any
 
 import pika
 import pika.exceptions
+from pika.exchange_type import ExchangeType
 from pika.spec import Basic
 
 from mailfleet.shared.errors import PublishNacked
@@ -94,6 +95,9 @@ class EventPublisher:
             self.close()
             self._connection = connect(self._settings, heartbeat=0)
             blocking = self._connection.channel()
+            # Declared again on every new connection (idempotent): an exchange deleted while
+            # workers run must not hold every batch's acks back until they restart.
+            blocking.exchange_declare(self._exchange, ExchangeType.topic, durable=True)
             # The asynchronous channel: publishes without waiting, confirms to our callback.
             self._channel = blocking._impl  # type: ignore[attr-defined]
             self._published = 0
