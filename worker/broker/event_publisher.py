@@ -97,7 +97,7 @@ class EventPublisher:
             blocking = self._connection.channel()
             # Declared again on every new connection (idempotent): an exchange deleted while
             # workers run must not hold every batch's acks back until they restart.
-            blocking.exchange_declare(self._exchange, ExchangeType.topic, durable=True)
+            blocking.exchange_declare(self._exchange, ExchangeType("topic"), durable=True)
             # The asynchronous channel: publishes without waiting, confirms to our callback.
             self._channel = blocking._impl  # type: ignore[attr-defined]
             self._published = 0
