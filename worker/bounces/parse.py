@@ -13,7 +13,7 @@ from email.message import Message
 from email.policy import compat32
 
 from mailfleet.worker.bounces import arf, dsn
-from mailfleet.worker.bounces.auto import is_auto_reply
+from mailfleet.worker.bounces.auto import is_auto_reply, is_from_daemon
 from mailfleet.worker.bounces.fields import message_id, original_of, text, verp_token
 from mailfleet.worker.bounces.model import Report
 
@@ -42,7 +42,7 @@ def _classify(raw: bytes) -> Report:
     msg = email.message_from_bytes(raw, policy=compat32)
     if msg.get_content_type() == "multipart/report":
         return _report(msg)
-    if is_auto_reply(msg):
+    if not is_from_daemon(msg) and is_auto_reply(msg):
         return Report(kind="auto_reply", reason="auto-reply")
     return _ignored("not a report")
 
