@@ -39,6 +39,18 @@ EXPECTED: dict[
         "send-exim-1",
         None,
     ),
+    # SMTPUTF8: message/global-delivery-status and message/global-headers (RFC 6533).
+    "postfix-global-dsn-smtputf8.eml": (
+        "dsn",
+        "",
+        [
+            ("jörg@bücher.example", "failed", "5.1.1", True),
+            ("anna@example.org", "delayed", "4.2.2", False),
+        ],
+        None,
+        "send-utf8-1",
+        None,
+    ),
     "exim-classic-text.eml": ("ignored", "not a report", [], None, None, None),
     "o365-ndr-5.1.10.eml": (
         "dsn",

@@ -8,23 +8,39 @@ from __future__ import annotations
 
 import re
 from email.message import Message
+from email.parser import HeaderParser
+from email.policy import compat32
 
 from mailfleet.worker.bounces.fields import address, text, untyped
 from mailfleet.worker.bounces.model import RecipientResult
 
 _STATUS = re.compile(r"([245])\.\d{1,3}\.\d{1,3}")  # RFC 3463 §2
+_BLANK = re.compile(r"\r?\n[ \t]*\r?\n")
 _ACTIONS = frozenset({"failed", "delayed", "delivered", "relayed", "expanded"})
 
 
-def status_blocks(part: Message) -> list[Message]:
-    """The field blocks of a message/delivery-status part, per-message block first.
+STATUS_TYPES = ("message/delivery-status", "message/global-delivery-status")  # RFC 6533
 
-    Python's parser turns the body of this type into one Message per blank-line block.
+
+def status_blocks(part: Message) -> list[Message]:
+    """The field blocks of a delivery-status part, per-message block first.
+
+    Python's parser turns the body of message/delivery-status into one Message per blank-line
+    block, but reads message/global-delivery-status as one embedded message whose body holds
+    the per-recipient blocks (UTF-8), so those are split here.
     """
     payload = part.get_payload()
     if not isinstance(payload, list):
         return []
-    return [block for block in payload if isinstance(block, Message)]
+    blocks = [block for block in payload if isinstance(block, Message)]
+    if part.get_content_type() != STATUS_TYPES[1] or len(blocks) != 1:
+        return blocks
+    body = blocks[0].get_payload(decode=True)  # the raw bytes: without decode, 8-bit is lost
+    if not isinstance(body, bytes):
+        return blocks
+    rest = body.decode("utf-8", "replace")
+    parser = HeaderParser(policy=compat32)
+    return blocks + [parser.parsestr(chunk) for chunk in _BLANK.split(rest) if chunk.strip()]
 
 
 def recipients(part: Message) -> tuple[RecipientResult, ...]:

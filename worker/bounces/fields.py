@@ -9,6 +9,10 @@ from email.policy import compat32
 
 _MAX_FIELD = 1000  # a Diagnostic-Code can quote a whole SMTP dialogue; keep what is useful
 _ANGLE = re.compile(r"<([^<>]*)>")
+# RFC 3462 text/rfc822-headers; RFC 6533 message/global and message/global-headers.
+_RETURNED = frozenset(
+    {"message/rfc822", "text/rfc822-headers", "message/global", "message/global-headers"}
+)
 
 
 def text(msg: Message, name: str) -> str:
@@ -42,16 +46,13 @@ def address(value: str) -> str | None:
 
 def returned_headers(part: Message) -> Message | None:
     """The headers of the original returned in ``part``: message/rfc822 or text/rfc822-headers."""
-    ctype = part.get_content_type()
-    if ctype in {"message/rfc822", "message/global"}:
-        payload = part.get_payload()
-        if isinstance(payload, list) and payload and isinstance(payload[0], Message):
-            return payload[0]
+    if part.get_content_type() not in _RETURNED:
         return None
-    if ctype in {"text/rfc822-headers", "message/global-headers"}:
-        body = part.get_payload()
-        if isinstance(body, str):
-            return HeaderParser(policy=compat32).parsestr(body, headersonly=True)
+    payload = part.get_payload()  # message/* parts are parsed as one embedded message
+    if isinstance(payload, list) and payload and isinstance(payload[0], Message):
+        return payload[0]
+    if isinstance(payload, str):
+        return HeaderParser(policy=compat32).parsestr(payload, headersonly=True)
     return None
 
 

@@ -66,8 +66,9 @@ def _report(msg: Message) -> Report:
     original = original_of(parts)
     ref = (text(original, "X-Mailfleet-Ref") or None) if original is not None else None
     msgid = message_id(original) if original is not None else None
-    if "message/delivery-status" in types:
-        recipients = dsn.recipients(types["message/delivery-status"])
+    status = next((types[t] for t in dsn.STATUS_TYPES if t in types), None)
+    if status is not None:
+        recipients = dsn.recipients(status)
         if not recipients:
             return _ignored("delivery report without recipients")
         return Report(
