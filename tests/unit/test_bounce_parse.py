@@ -192,8 +192,12 @@ def test_verp_token(envelope_to: str | None, token: str | None) -> None:
         REPORT + b"--x\nContent-Type: message/delivery-status",
         b"Content-Type: multipart/report; report-type=delivery-status; boundary=x\n\n--x--\n",
         REPORT + b"--x\nContent-Type: message/feedback-report\n",
+        # A read receipt (RFC 8098) is a report, but not one we read.
+        b"Content-Type: multipart/report; report-type=disposition-notification; boundary=x\n\n"
+        b"--x\nContent-Type: message/disposition-notification\n\nDisposition: manual-action/"
+        b"MDN-sent-manually; displayed\n--x--\n",
     ],
-    ids=["empty", "blank", "binary", "truncated", "no-parts", "empty-feedback"],
+    ids=["empty", "blank", "binary", "truncated", "no-parts", "empty-feedback", "mdn"],
 )
 def test_garbage_is_ignored(raw: bytes) -> None:
     """Anything that is not a usable report is ignored with a reason, never an exception."""

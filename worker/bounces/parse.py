@@ -62,7 +62,9 @@ def _report(msg: Message) -> Report:
     if not msg.is_multipart() or not isinstance(payload, list):
         return _ignored("unparseable: multipart/report without parts")
     parts = [part for part in payload if isinstance(part, Message)]
-    types = {part.get_content_type(): part for part in parts}
+    types: dict[str, Message] = {}
+    for part in parts:
+        types.setdefault(part.get_content_type(), part)  # the first part of each type counts
     original = original_of(parts)
     ref = (text(original, "X-Mailfleet-Ref") or None) if original is not None else None
     msgid = message_id(original) if original is not None else None
