@@ -13,6 +13,7 @@ expiring from a delay tier or exceeding the delivery limit is never dropped on t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +48,8 @@ class Topology:
     queues: tuple[QueueSpec, ...]
 
 
-def _quorum(dead_letter_exchange: str, **extra: Any) -> dict[str, Any]:
+def quorum_arguments(dead_letter_exchange: str, **extra: Any) -> dict[str, Any]:
+    """A durable quorum queue's arguments, dead-lettering at least once to the exchange."""
     return {
         "x-queue-type": "quorum",
         "x-dead-letter-exchange": dead_letter_exchange,
@@ -61,6 +63,21 @@ def tier_name(delay_seconds: float) -> str:
     return format_duration(delay_seconds)
 
 
+def delay_tiers(
+    queue_name: Callable[[float], str], delay_exchange: str, back_to: str, delays: list[float]
+) -> tuple[QueueSpec, ...]:
+    """One queue per delay: bound on the delay exchange by its ``x-mailfleet-tier`` header, it
+    holds a message for its TTL, then dead-letters it back to ``back_to``."""
+    return tuple(
+        QueueSpec(
+            queue_name(delay),
+            quorum_arguments(back_to, **{"x-message-ttl": int(delay * 1000)}),
+            (BindingSpec(delay_exchange, "", {"x-match": "all-with-x", TIER: tier_name(delay)}),),
+        )
+        for delay in sorted(set(delays))
+    )
+
+
 def build_topology(names: Names, retry_delays: list[float], delivery_limit: int) -> Topology:
     """Exchanges and queues for one namespace; declaring them twice changes nothing."""
     exchanges = (
@@ -72,23 +89,12 @@ def build_topology(names: Names, retry_delays: list[float], delivery_limit: int)
     lanes = tuple(
         QueueSpec(
             names.lane_queue(lane),
-            _quorum(names.dead_letter_exchange, **{"x-delivery-limit": delivery_limit}),
+            quorum_arguments(names.dead_letter_exchange, **{"x-delivery-limit": delivery_limit}),
             (BindingSpec(names.exchange, lane.value),),
         )
         for lane in Lane
     )
-    delays = tuple(
-        QueueSpec(
-            names.delay_queue(delay),
-            _quorum(names.exchange, **{"x-message-ttl": int(delay * 1000)}),
-            (
-                BindingSpec(
-                    names.delay_exchange, "", {"x-match": "all-with-x", TIER: tier_name(delay)}
-                ),
-            ),
-        )
-        for delay in sorted(set(retry_delays))
-    )
+    delays = delay_tiers(names.delay_queue, names.delay_exchange, names.exchange, retry_delays)
     dead = QueueSpec(
         names.dead_queue,
         {"x-queue-type": "quorum"},

@@ -15,28 +15,22 @@ not retried forever.
 
 from __future__ import annotations
 
-from typing import Any
-
-from mailfleet.shared.durations import format_duration
 from mailfleet.shared.events import EventKind
-from mailfleet.shared.names import TIER, Names
+from mailfleet.shared.names import Names
 from mailfleet.shared.settings import Settings
-from mailfleet.shared.topology import BindingSpec, ExchangeSpec, QueueSpec, Topology
+from mailfleet.shared.topology import (
+    BindingSpec,
+    ExchangeSpec,
+    QueueSpec,
+    Topology,
+    delay_tiers,
+    quorum_arguments,
+)
 from mailfleet.shared.webhooks import WebhookEndpoint, WebhookNames
 
 # Every key an endpoint's queue can be bound with: what it is not bound with now is unbound
 # at start-up, so narrowing an endpoint's "events" takes effect.
 POSSIBLE_KEYS = ("#", *(f"{kind.value}.*" for kind in EventKind))
-
-
-def _quorum(dead_letter_exchange: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "x-queue-type": "quorum",
-        "x-dead-letter-exchange": dead_letter_exchange,
-        "x-dead-letter-strategy": "at-least-once",
-        "x-overflow": "reject-publish",
-        **extra,
-    }
 
 
 def build_webhook_topology(
@@ -70,7 +64,7 @@ def build_webhook_topology(
     endpoint_queues = tuple(
         QueueSpec(
             hooks.queue(endpoint.name),
-            _quorum(
+            quorum_arguments(
                 hooks.exchange,
                 **{
                     "x-dead-letter-routing-key": hooks.dead_key,
@@ -84,20 +78,7 @@ def build_webhook_topology(
         )
         for endpoint in endpoints
     )
-    tiers = tuple(
-        QueueSpec(
-            hooks.delay_queue(delay),
-            _quorum(hooks.exchange, **{"x-message-ttl": int(delay * 1000)}),
-            (
-                BindingSpec(
-                    hooks.delay_exchange,
-                    "",
-                    {"x-match": "all-with-x", TIER: format_duration(delay)},
-                ),
-            ),
-        )
-        for delay in sorted(set(retry_delays))
-    )
+    tiers = delay_tiers(hooks.delay_queue, hooks.delay_exchange, hooks.exchange, retry_delays)
     dead = QueueSpec(
         names.events_dead_queue,
         {"x-queue-type": "quorum"},
