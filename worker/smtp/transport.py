@@ -161,7 +161,8 @@ class SmtpTransport:
             )
         except (smtplib.SMTPException, OSError) as exc:  # dropped, timed out
             self._drop(relay)
-            return _all_refused(result, envelope, _no_reply(exc), relay_failed=True)
+            reply = _no_reply(exc, self._connector.timeout)
+            return _all_refused(result, envelope, reply, relay_failed=True)
         self._last_used[relay] = time.monotonic()
         # smtplib counts only 250/251 as accepted; any 2xx (e.g. 252) means the relay took it.
         result.refused = {
@@ -249,7 +250,12 @@ def _reply(code: int, raw: bytes | str) -> SmtpReply:
     return SmtpReply(code, raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw)
 
 
-def _no_reply(exc: BaseException) -> SmtpReply:
+def _no_reply(exc: BaseException, timeout: float | None = None) -> SmtpReply:
+    # smtplib turns a write that timed out into "Server not connected"; say what happened.
+    if timeout is not None and any(
+        isinstance(cause, TimeoutError) for cause in (exc, exc.__context__)
+    ):
+        return SmtpReply(0, f"timed out: the relay did not answer within {timeout:g}s")
     return SmtpReply(0, f"{type(exc).__name__}: {exc}")
 
 
