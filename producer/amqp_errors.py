@@ -56,8 +56,8 @@ def _refusal(
 ) -> BrokerError:
     if declaring and isinstance(exc, amqp.exceptions.PreconditionFailed):
         return BrokerError(
-            f"{kind} {name} exists with other arguments ({exc.reply_text}); "
-            "delete it or choose another MAILFLEET_NAMESPACE"
+            f"{kind} {name} exists with other arguments ({exc.reply_text}); after an upgrade "
+            "`mailfleet migrate` re-declares it, else choose another MAILFLEET_NAMESPACE"
         )
     if declaring:  # e.g. access refused
         return BrokerError(f"declaring {kind} {name} failed: {exc}")

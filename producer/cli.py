@@ -21,6 +21,11 @@ def register(subparsers: Subparsers) -> None:
     publish.set_defaults(handler=run_publish)
 
     declare_cmd = subparsers.add_parser("declare", help="declare exchanges and queues (idempotent)")
+    declare_cmd.add_argument(
+        "--check",
+        action="store_true",
+        help="declare nothing: list the queues whose arguments differ from this version's",
+    )
     declare_cmd.set_defaults(handler=run_declare)
 
     sink = subparsers.add_parser("sink", help="run a local SMTP sink that accepts and counts mail")
@@ -65,6 +70,10 @@ def run_declare(args: argparse.Namespace, settings: Settings) -> int:
     from mailfleet.producer.topology import declare, topology_of
     from mailfleet.shared.webhook_topology import webhook_topology_of
 
+    if args.check:
+        from mailfleet.producer.ops.migrate_cli import run_check
+
+        return run_check(settings)
     topology, events = topology_of(settings), webhook_topology_of(settings)
     connection = open_connection(settings)
     try:

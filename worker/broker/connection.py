@@ -46,8 +46,8 @@ def broker_errors(
         if not declaring:
             raise BrokerUnavailable(f"{failed}: {exc!r}") from exc
         raise BrokerError(
-            f"{failed} ({exc.reply_text}); a queue may exist with other arguments: delete it "
-            "or choose another MAILFLEET_NAMESPACE"
+            f"{failed} ({exc.reply_text}); a queue may exist with other arguments: after an "
+            "upgrade `mailfleet migrate` re-declares it, else choose another MAILFLEET_NAMESPACE"
         ) from exc
     except CONNECTION_ERRORS as exc:
         raise BrokerUnavailable(f"{failed}: {exc!r}") from exc
