@@ -7,6 +7,7 @@ broker's acks, nacks and returns (for ``mandatory``) arrive.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,8 @@ from typing import Any
 import amqp
 from kombu.connection import Connection
 
-from mailfleet.shared.errors import BrokerUnavailable
+from mailfleet.producer.blocking import blocked_reason
+from mailfleet.shared.errors import BrokerBlocked, BrokerUnavailable
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class ConfirmChannel:
         self._channel = connection.channel()
         self._channel.confirm_select()
         self._confirm_timeout = confirm_timeout
+        self._deadline: float | None = None
         self._next_tag = 1
         self._pending: dict[int, Outgoing] = {}
         self._returned: set[str] = set()
@@ -58,9 +61,13 @@ class ConfirmChannel:
     def close(self) -> None:
         self._channel.close()
 
-    def publish(self, messages: Iterable[Outgoing], window: int) -> BatchResult:
-        """Publish all ``messages``; return once every one is confirmed, nacked or returned."""
+    def publish(
+        self, messages: Iterable[Outgoing], window: int, deadline: float | None = None
+    ) -> BatchResult:
+        """Publish all ``messages``; return once every one is confirmed, nacked or returned.
+        ``deadline`` (``time.monotonic()``) bounds the whole wait, past the per-confirm one."""
         self._result = BatchResult()
+        self._deadline = deadline
         todo = list(messages)
         handed_over = 0  # todo[:handed_over] are written to the socket and tracked in _pending
         try:
@@ -90,9 +97,17 @@ class ConfirmChannel:
         self._next_tag += 1
 
     def _wait(self) -> None:
+        timeout = self._confirm_timeout
+        if self._deadline is not None:
+            timeout = min(timeout, self._deadline - time.monotonic())
         try:
-            self._connection.drain_events(timeout=self._confirm_timeout)
+            if timeout <= 0:
+                raise TimeoutError
+            self._connection.drain_events(timeout=timeout)
         except TimeoutError as exc:
+            reason = blocked_reason(self._connection)
+            if reason is not None:  # not lost: reconnecting would only be blocked again
+                raise BrokerBlocked(reason, self._confirm_timeout) from exc
             raise BrokerUnavailable(
                 f"no publisher confirm within {self._confirm_timeout:.0f}s"
             ) from exc

@@ -5,6 +5,7 @@ from __future__ import annotations
 from kombu.connection import Connection
 
 from mailfleet.producer.amqp_errors import broker_errors
+from mailfleet.producer.blocking import watch_blocked
 from mailfleet.shared.errors import BrokerError
 from mailfleet.shared.settings import Settings, bad_amqp_url
 
@@ -30,4 +31,5 @@ def open_connection(settings: Settings, timeout: float = 5.0, retries: int = 3) 
     except BrokerError:
         connection.release()
         raise
+    watch_blocked(connection)
     return connection

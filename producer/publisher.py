@@ -20,7 +20,7 @@ from mailfleet.producer.amqp_errors import broker_errors
 from mailfleet.producer.confirms import ConfirmChannel, Outgoing
 from mailfleet.producer.connection import open_connection
 from mailfleet.producer.topology import declare, topology_of
-from mailfleet.shared.errors import BrokerUnavailable, PublishNacked, Unroutable
+from mailfleet.shared.errors import BrokerBlocked, BrokerUnavailable, PublishNacked, Unroutable
 from mailfleet.shared.job import CONTENT_TYPE, JOB_TYPE, EmailJob
 from mailfleet.shared.names import ATTEMPT, PERSISTENT
 from mailfleet.shared.settings import Settings
@@ -53,13 +53,13 @@ class Producer:
         settings: Settings,
         *,
         window: int = 2000,
-        confirm_timeout: float = 30.0,
+        confirm_timeout: float | None = None,  # MAILFLEET_PUBLISH_TIMEOUT when None
         reconnect_attempts: int = 5,
         declare_topology: bool = True,
     ) -> None:
         self._settings = settings
         self._window = window
-        self._confirm_timeout = confirm_timeout
+        self._confirm_timeout = confirm_timeout or settings.publish_timeout
         self._reconnect_attempts = reconnect_attempts
         self._connection: Connection | None = None
         self._channel: ConfirmChannel | None = None
@@ -99,12 +99,17 @@ class Producer:
         nacked: list[str] = []
         unroutable: list[str] = []
         todo = messages
+        # Every try shares one wait: a blocked broker fails the call after the timeout.
+        deadline = time.monotonic() + self._confirm_timeout
         for attempt in range(self._reconnect_attempts + 1):
             channel = None
             try:
                 with broker_errors(self._settings.names.exchange, kind="exchange"):
                     channel = self._confirm_channel()
-                    result = channel.publish(todo, self._window)
+                    result = channel.publish(todo, self._window, deadline)
+            except BrokerBlocked:
+                self.close()  # its unconfirmed publishes must not settle a later call
+                raise
             except BrokerUnavailable as exc:
                 if channel is not None:
                     todo = channel.last_unsent

@@ -8,6 +8,7 @@ at the boundary with ``raise ... from exc``, so callers never catch a foreign ty
     ├── InvalidJobError        a job does not satisfy the wire contract (names the field)
     ├── BrokerError            RabbitMQ trouble
     │   ├── BrokerUnavailable  cannot connect / connection lost
+    │   ├── BrokerBlocked      a resource alarm blocks publishing past MAILFLEET_PUBLISH_TIMEOUT
     │   └── PublishError       the broker refused a publish
     │       ├── PublishNacked  nack from the broker (e.g. queue overflow)
     │       └── Unroutable     mandatory message matched no queue
@@ -39,6 +40,17 @@ class BrokerError(MailfleetError):
 
 class BrokerUnavailable(BrokerError):
     """The broker cannot be reached, or the connection dropped and could not be re-made."""
+
+
+class BrokerBlocked(BrokerError):
+    """RabbitMQ blocked publishing (a memory or disk alarm) for longer than we may wait."""
+
+    def __init__(self, reason: str, waited: float) -> None:
+        self.reason = reason
+        super().__init__(
+            f"RabbitMQ is blocking publishes ({reason}): nothing confirmed within {waited:g}s "
+            "(MAILFLEET_PUBLISH_TIMEOUT); its memory or disk alarm must clear first"
+        )
 
 
 class PublishError(BrokerError):

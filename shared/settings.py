@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     prefetch: int = Field(default=256, ge=1, le=10_000)
     concurrency: int = Field(default=8, ge=1, le=256)
     shutdown_grace: DurationSetting = 25.0
+    # How long a publish may wait for its confirm, e.g. while a broker alarm blocks it.
+    publish_timeout: DurationSetting = Field(default=30.0, gt=0)
 
     rate_limit: RateSetting | None = None
     rate_burst: int | None = Field(default=None, ge=1)

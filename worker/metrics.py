@@ -79,6 +79,15 @@ class WorkerMetrics:
         self.broker_connected.set_function(lambda: float(broker()))
         self.redis_connected.set_function(lambda: float(redis()))
 
+    def watch_pushback(self, blocked: Callable[[], bool]) -> None:
+        """``mailfleet_broker_blocked``: 1 while a broker alarm holds the senders back."""
+        gauge = Gauge(
+            "mailfleet_broker_blocked",
+            "1 while RabbitMQ blocks the worker's publishing (memory or disk alarm).",
+            registry=self.registry,
+        )
+        gauge.set_function(lambda: float(blocked()))
+
     def watch_relays(self, states: Callable[[], dict[str, str]]) -> None:
         """``mailfleet_relay_up{relay}``: 1 while the relay's circuit breaker is closed."""
         self.registry.register(

@@ -14,10 +14,11 @@ from datetime import UTC, datetime
 import structlog
 
 from mailfleet.shared.addresses import bare_address
-from mailfleet.shared.errors import InvalidJobError
+from mailfleet.shared.errors import BrokerBlocked, InvalidJobError
 from mailfleet.shared.job import EmailJob, JobLimits, parse_message
 from mailfleet.shared.recipients import RecipientFilter, Recipients, wanted
 from mailfleet.shared.relays import Relay
+from mailfleet.worker.broker.pushback import Pushback
 from mailfleet.worker.dispatch import Dispatcher
 from mailfleet.worker.inbox import Delivery, GiveBack
 from mailfleet.worker.metrics import WorkerMetrics
@@ -46,7 +47,9 @@ class Pipeline:
         settler: Settler,
         gate: RedisGate,
         metrics: WorkerMetrics,
+        pushback: Pushback | None = None,
     ) -> None:
+        self._pushback = pushback
         self._limits = limits
         self._retry = retry
         self._recipients = recipients
@@ -80,8 +83,16 @@ class Pipeline:
         leases = self._dispatcher.finish_lease(asked, plan, answers)
         batch.leased = {i for i, granted in zip(eligible, leases, strict=True) if granted}
         for index, (delivery, job) in enumerate(jobs):
+            if self._pushback is not None and self._pushback.reason is not None:
+                # The broker blocks publishing: what is left of the batch goes back unsent
+                # rather than each waiting out a retry it could not publish.
+                self._settler.requeue(delivery)
+                continue
             try:
                 self._send(batch, index, transport)
+            except BrokerBlocked as exc:  # its retry or dead letter was not published
+                log.warning("broker_blocked", job_id=job.id, reason=exc.reason)
+                self._settler.requeue(delivery)
             except Exception:
                 log.exception("job_failed_unexpectedly", job_id=job.id)
                 self._settler.requeue(delivery)

@@ -65,6 +65,7 @@ class Worker:
             redis=lambda: self._redis_up and self._gate.healthy,
         )
         self.metrics.watch_domains(parts.adaptive.factors)
+        self.metrics.watch_pushback(lambda: parts.republisher.pushback.reason is not None)
         self.metrics.watch_relays(lambda: {k: str(v) for k, v in parts.relays.states().items()})
 
     def readiness(self) -> dict[str, bool]:
@@ -173,6 +174,11 @@ class Worker:
         pipeline, commit = wiring.sender(self._parts)
         try:
             while not (self._stopping.is_set() and self._inbox.waiting == 0):
+                if self._parts.republisher.pushback.reason is not None:
+                    # Blocked: no new deliveries until a probe finds publishing open.
+                    self._parts.republisher.probe()
+                    self._stopping.wait(0.2)
+                    continue
                 batch = self._inbox.take_batch(self._parts.batch, timeout=0.2)
                 if not batch:
                     continue

@@ -131,5 +131,6 @@ def sender(parts: Parts) -> tuple[Pipeline, BatchCommit]:
         settler=settler,
         gate=parts.gate,
         metrics=parts.metrics,
+        pushback=parts.republisher.pushback,
     )
     return pipeline, commit

@@ -53,7 +53,9 @@ def broker_errors(
         raise BrokerUnavailable(f"{failed}: {exc!r}") from exc
 
 
-def connection_parameters(settings: Settings, heartbeat: int | None = None) -> pika.URLParameters:
+def connection_parameters(
+    settings: Settings, heartbeat: int | None = None, blocked_timeout: float | None = None
+) -> pika.URLParameters:
     url = settings.amqp_url.get_secret_value()
     try:
         parameters = pika.URLParameters(url)
@@ -61,7 +63,9 @@ def connection_parameters(settings: Settings, heartbeat: int | None = None) -> p
         raise bad_amqp_url(url) from None
     parameters.connection_attempts = 1
     parameters.socket_timeout = 5
-    parameters.blocked_connection_timeout = 30
+    # A broker alarm blocks publishing: pika then closes the connection after this long
+    # (ConnectionBlockedTimeout) rather than waiting for a confirm forever.
+    parameters.blocked_connection_timeout = blocked_timeout or settings.publish_timeout
     # A connection cut silently (NAT, load balancer) must fail in seconds, not in TCP's
     # quarter of an hour: the republisher's connection idles without heartbeats.
     parameters.tcp_options = {
@@ -75,8 +79,10 @@ def connection_parameters(settings: Settings, heartbeat: int | None = None) -> p
     return parameters
 
 
-def connect(settings: Settings, heartbeat: int | None = None) -> pika.BlockingConnection:
-    parameters = connection_parameters(settings, heartbeat)
+def connect(
+    settings: Settings, heartbeat: int | None = None, blocked_timeout: float | None = None
+) -> pika.BlockingConnection:
+    parameters = connection_parameters(settings, heartbeat, blocked_timeout)
     with broker_errors(unreachable_broker(settings.amqp_url.get_secret_value())):
         return pika.BlockingConnection(parameters)
 
