@@ -57,7 +57,7 @@ class Event(BaseModel):
     seq: int = Field(ge=1, description="orders one job's events: a later fact has a higher seq")
     smtp: SmtpDetail | None = None
     relay: str | None = None
-    reason: str | None = None  # dead_lettered: permanent, exhausted or suppressed
+    reason: str | None = None  # dead_lettered: permanent, exhausted, suppressed or ambiguous
     next_attempt_at: str | None = None  # deferred: when the retry comes back (UTC, ms)
     tags: dict[str, Any] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)

@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     max_age: DurationSetting = 2 * 86400.0
     delivery_limit: int = Field(default=20, ge=2, le=1000)
     sent_ttl: DurationSetting = 7 * 86400.0
+    # Per lane, a send whose outcome is unknown (the worker died during it): send it again
+    # ("resend", the default) or dead-letter it as "ambiguous" ("hold"); worker/inflight.py.
+    ambiguous: dict[Lane, Literal["resend", "hold"]] = Field(default_factory=dict)
     events: bool = True  # publish what became of each email to {ns}.events
 
     max_recipients: int = Field(default=100, ge=1)

@@ -64,6 +64,21 @@ class WriteAheadLedger:
             raise
         self._unread += len(commands)
 
+    def forget_inflight(self, key: str, recipients: list[str]) -> None:
+        """Drop in-flight marks (``worker/inflight.py``) of a delivery handed back unsent,
+        written like a sent mark: now, its reply read at the flush. Not written (Redis
+        away) it only makes the next delivery ambiguous, which errs on the safe side."""
+        try:
+            with redis_errors("cannot drop the in-flight marks"):
+                connection = self._connection or self._connect()
+                connection.send_packed_command(
+                    connection.pack_commands([("HDEL", key, *recipients)]), check_health=False
+                )
+        except RedisUnavailable:
+            self._discard()
+            return
+        self._unread += 1
+
     def flush(self) -> None:
         """Read the replies of every mark written since the last flush. A failure is logged,
         never raised: the relay accepted those emails, so acking them is still right."""

@@ -51,6 +51,12 @@ class WorkerMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.ambiguous = Counter(
+            "mailfleet_ambiguous_total",
+            "Recipients whose earlier send has an unknown outcome, by what was done (policy).",
+            ["lane", "policy"],
+            registry=self.registry,
+        )
         self.in_flight = Gauge(
             "mailfleet_in_flight", "Jobs a sender is working on.", registry=self.registry
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -15,12 +16,13 @@ import structlog
 
 from mailfleet.shared.addresses import bare_address
 from mailfleet.shared.errors import BrokerBlocked, InvalidJobError
-from mailfleet.shared.job import EmailJob, JobLimits, parse_message
+from mailfleet.shared.job import EmailJob, JobLimits, Lane, parse_message
 from mailfleet.shared.recipients import RecipientFilter, Recipients, wanted
 from mailfleet.shared.relays import Relay
 from mailfleet.worker.broker.pushback import Pushback
 from mailfleet.worker.dispatch import Dispatcher
 from mailfleet.worker.inbox import Delivery, GiveBack
+from mailfleet.worker.inflight import InFlightMarks
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.mime.build import build_message
 from mailfleet.worker.redis_gate import RedisGate
@@ -48,8 +50,12 @@ class Pipeline:
         gate: RedisGate,
         metrics: WorkerMetrics,
         pushback: Pushback | None = None,
+        inflight: InFlightMarks | None = None,
+        ambiguity: Mapping[Lane, str] | None = None,
     ) -> None:
         self._pushback = pushback
+        self._inflight = inflight
+        self._ambiguity = ambiguity or {}
         self._limits = limits
         self._retry = retry
         self._recipients = recipients
@@ -73,29 +79,36 @@ class Pipeline:
         eligible = [i for i, rcpts in enumerate(per_job) if rcpts and i not in twins]
         asked = [(*jobs[i], per_job[i]) for i in eligible]
         plan = self._dispatcher.plan_lease(asked)
-        read = self._gate.run(lambda: self._recipients.split_with(jobs, per_job, plan.calls))
+        # The in-flight marks ride in the same round trip, last (worker/inflight.py).
+        marks = [] if self._inflight is None else [self._inflight.call(jobs, per_job)]
+        read = self._gate.run(
+            lambda: self._recipients.split_with(jobs, per_job, [*plan.calls, *marks])
+        )
         if read is None:  # stopping while Redis is away: give the messages back
             for delivery, _ in jobs:
                 self._settler.requeue(delivery)
             return
         split, answers = read
         batch = _Batch(jobs, split, twins)
+        if self._inflight is not None:
+            batch.lost = self._inflight.lost_attempts(jobs, per_job, answers[-1])
+            answers = answers[:-1]
         leases = self._dispatcher.finish_lease(asked, plan, answers)
         batch.leased = {i for i, granted in zip(eligible, leases, strict=True) if granted}
-        for index, (delivery, job) in enumerate(jobs):
+        for index, (_, job) in enumerate(jobs):
             if self._pushback is not None and self._pushback.reason is not None:
                 # The broker blocks publishing: what is left of the batch goes back unsent
                 # rather than each waiting out a retry it could not publish.
-                self._settler.requeue(delivery)
+                self._give_back(batch, index)
                 continue
             try:
                 self._send(batch, index, transport)
             except BrokerBlocked as exc:  # its retry or dead letter was not published
                 log.warning("broker_blocked", job_id=job.id, reason=exc.reason)
-                self._settler.requeue(delivery)
+                self._give_back(batch, index)
             except Exception:
                 log.exception("job_failed_unexpectedly", job_id=job.id)
-                self._settler.requeue(delivery)
+                self._give_back(batch, index)
 
     def _screen(self, delivery: Delivery) -> EmailJob | None:
         """The job, or None once settled here: crashed too often, invalid, or not yet due."""
@@ -135,10 +148,40 @@ class Pipeline:
             else:
                 sent_before = [*recipients.already_sent, *recipients.to_send]  # twins: just now
                 self._settler.duplicate(delivery, job, sent_before)
-        else:
+        elif not self._held(batch, index, to_send):
             envelope = Envelope(bare_address(job.from_), to_send, build_message(job))
         batch.envelopes[index] = envelope
         return envelope
+
+    def _held(self, batch: _Batch, index: int, to_send: list[str]) -> bool:
+        """Whether the job's recipients are held (dead-lettered ``ambiguous``) because an
+        earlier send of this attempt may have reached the relay; counts them either way."""
+        if not batch.lost:
+            return False
+        lost = batch.lost[index]
+        ambiguous = [rcpt for rcpt in to_send if rcpt in lost]
+        if not ambiguous:
+            return False
+        delivery, job = batch.jobs[index]
+        policy = self._ambiguity.get(delivery.lane, "resend")
+        self._metrics.ambiguous.labels(lane=delivery.lane.value, policy=policy).inc(len(ambiguous))
+        log.warning("ambiguous_send", job_id=job.id, lane=delivery.lane, policy=policy)
+        if policy != "hold":
+            return False
+        # Every recipient of a delivery is marked at once, so those left are all ambiguous.
+        when = min(lost[rcpt] for rcpt in ambiguous)
+        suppressed = batch.recipients[index].suppressed
+        self._settler.ambiguous(delivery, job, to_send, when, suppressed)
+        return True
+
+    def _release(self, batch: _Batch, index: int) -> None:
+        if self._inflight is not None and batch.lost:
+            self._inflight.release(batch.jobs[index][1], batch.recipients[index].to_send)
+
+    def _give_back(self, batch: _Batch, index: int) -> None:
+        """Requeue the job unsent, its in-flight marks dropped first."""
+        self._release(batch, index)
+        self._settler.requeue(batch.jobs[index][0])
 
     def _next_on(
         self, batch: _Batch, index: int, relay: Relay, transport: Transport
@@ -178,7 +221,9 @@ class Pipeline:
         )
         if isinstance(result, GiveBack):
             if result is GiveBack.STOPPING:
-                self._settler.requeue(delivery)
+                self._give_back(batch, index)
+            elif result is GiveBack.STALE:  # the broker requeued it: drop its marks only
+                self._release(batch, index)
             return
         self._metrics.send_seconds.observe(time.monotonic() - sending)
         batch.sent.setdefault(job.id, set()).update(result.accepted)
@@ -197,6 +242,7 @@ class _Batch:
     drawn: dict[int, Relay | None] = field(default_factory=dict)  # relays drawn ahead
     leased: set[int] = field(default_factory=set)  # jobs whose tokens were taken ahead
     sent: dict[str, set[str]] = field(default_factory=dict)  # job id -> accepted here
+    lost: list[dict[str, float]] = field(default_factory=list)  # marks of earlier deliveries
 
     def has_twins(self, index: int) -> bool:
         return index in self.twins

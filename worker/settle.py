@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Iterable
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import structlog
@@ -96,6 +97,33 @@ class Settler:
             lane=delivery.lane,
             reason="suppressed",
             domain=_domains(recipients),
+        )
+        self._acker.ack(delivery)
+
+    def ambiguous(
+        self,
+        delivery: Delivery,
+        job: EmailJob,
+        recipients: list[str],
+        attempted_at: float,
+        suppressed: list[str] | None = None,
+    ) -> None:
+        """Hold ``recipients``, whose earlier send may have reached the relay: dead-letter
+        them as ``ambiguous`` with the time of that attempt, never send them again here."""
+        when = datetime.fromtimestamp(attempted_at, UTC).isoformat(timespec="seconds")
+        error = f"the send of {when} may have reached the relay (the worker died during it)"
+        if suppressed:
+            self._dead_letter_suppressed(delivery, job, suppressed)
+        self._forward.dead_letter(delivery, "ambiguous", error, self._subset(job, recipients))
+        self._count_dead_letter("ambiguous", delivery)
+        self._events.record(EventKind.DEAD_LETTERED, delivery, job, recipients, reason="ambiguous")
+        log.warning(
+            "dead_lettered",
+            job_id=job.id,
+            lane=delivery.lane,
+            attempt=delivery.attempt,
+            reason="ambiguous",
+            error=error,
         )
         self._acker.ack(delivery)
 

@@ -22,6 +22,7 @@ from mailfleet.worker.broker.republisher import Republisher
 from mailfleet.worker.dispatch import Dispatcher
 from mailfleet.worker.events import EventRecorder
 from mailfleet.worker.inbox import Inbox
+from mailfleet.worker.inflight import InFlightMarks
 from mailfleet.worker.limits.adaptive import AdaptiveLimits
 from mailfleet.worker.limits.admission import Admission
 from mailfleet.worker.limits.buckets import RateLimiter
@@ -132,5 +133,7 @@ def sender(parts: Parts) -> tuple[Pipeline, BatchCommit]:
         gate=parts.gate,
         metrics=parts.metrics,
         pushback=parts.republisher.pushback,
+        inflight=InFlightMarks(parts.redis, settings.names, commit.ledger),
+        ambiguity=settings.ambiguous,
     )
     return pipeline, commit

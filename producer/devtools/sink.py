@@ -3,6 +3,7 @@ replies. ``mailfleet sink`` and ``mailfleet demo`` run it; tests use it as the r
 
 from __future__ import annotations
 
+import asyncio
 import mailbox
 import socket
 import threading
@@ -71,6 +72,8 @@ class _Handler:
             return reply
         data = envelope.original_content or envelope.content
         self._sink.record(ReceivedMessage(envelope.mail_from, tuple(recipients), bytes(data)))
+        if self._sink.answer_delay:  # stored, and slow to say so (the sender's unknown window)
+            await asyncio.sleep(self._sink.answer_delay)
         return "250 2.0.0 Message accepted"
 
 
@@ -93,6 +96,7 @@ class SmtpSink:
         data_reply: DataReply | None = None,
         keep_messages: bool = True,
         pipelining: bool = False,
+        answer_delay: float = 0.0,
         **smtp_options: Any,
     ) -> None:
         """``smtp_options`` go to aiosmtpd's SMTP server (``tls_context``,
@@ -101,6 +105,7 @@ class SmtpSink:
         self.port = port or free_port(host)
         self.rcpt_reply = rcpt_reply
         self.pipelining = pipelining
+        self.answer_delay = answer_delay  # seconds between storing a message and its 250
         self.data_reply = data_reply
         self._keep = keep_messages
         self._maildir = mailbox.Maildir(maildir) if maildir else None

@@ -25,7 +25,7 @@ from mailfleet.shared.errors import InvalidJobError
 from mailfleet.shared.job import EmailJob, JobLimits, Lane, parse_message
 from mailfleet.shared.names import Names
 
-REASONS = ("invalid", "permanent", "exhausted", "suppressed", "crashed", "unknown")
+REASONS = ("invalid", "permanent", "exhausted", "suppressed", "crashed", "ambiguous", "unknown")
 _LANES = {lane.value for lane in Lane}
 
 
