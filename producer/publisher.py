@@ -30,16 +30,30 @@ log = structlog.get_logger("mailfleet.producer")
 
 def job_message(job: EmailJob, exchange: str, headers: dict[str, Any] | None = None) -> Outgoing:
     """The AMQP message for ``job`` (wire contract v1), routed by its lane."""
+    return wire_message(job.id, job.lane.value, job.to_wire(), exchange, headers=headers)
+
+
+def wire_message(
+    job_id: str,
+    lane: str,
+    body: bytes,
+    exchange: str,
+    *,
+    headers: dict[str, Any] | None = None,
+    timestamp: float | None = None,
+) -> Outgoing:
+    """The AMQP message of a job already on the wire (``body``), e.g. an outbox row's."""
     return Outgoing(
         exchange=exchange,
-        routing_key=job.lane.value,
-        body=job.to_wire(),
-        message_id=job.id,
+        routing_key=lane,
+        body=body,
+        message_id=job_id,
         properties={
             "content_type": CONTENT_TYPE,
             "type": JOB_TYPE,
             "delivery_mode": PERSISTENT,
-            "timestamp": int(time.time()),  # MAILFLEET_MAX_AGE counts from here
+            # MAILFLEET_MAX_AGE counts from here
+            "timestamp": int(time.time() if timestamp is None else timestamp),
             "application_headers": {ATTEMPT: 1, **(headers or {})},
         },
     )

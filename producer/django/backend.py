@@ -31,6 +31,7 @@ from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
 
 from mailfleet.producer.django.conversion import job_from_message
+from mailfleet.producer.django.log_routing import route_logs_to_stdlib
 from mailfleet.producer.publisher import Producer
 from mailfleet.shared.errors import ConfigError, InvalidJobError, MailfleetError, PublishError
 from mailfleet.shared.job import EmailJob, Lane
@@ -47,6 +48,7 @@ class BackendConfig:
     lane: Lane = Lane.TRANSACTIONAL
     on_commit: bool = True
     using: str | None = None
+    outbox: bool = False  # MAILFLEET_DJANGO_OUTBOX: rows in the caller's transaction (outbox.py)
 
 
 def _overrides(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -86,7 +88,9 @@ def backend_config(
         raise ConfigError(f"MAILFLEET_LANE: {lane!r} is not one of {choices}") from None
     if on_commit is None:
         on_commit = bool(getattr(django_settings, "MAILFLEET_ON_COMMIT", True))
-    return BackendConfig(settings, chosen_lane, on_commit, using)
+    outbox = bool(getattr(django_settings, "MAILFLEET_DJANGO_OUTBOX", False))
+    using = using or getattr(django_settings, "MAILFLEET_DATABASE", None)  # the outbox's
+    return BackendConfig(settings, chosen_lane, on_commit, using, outbox)
 
 
 class EmailBackend(BaseEmailBackend):  # type: ignore[misc]  # django ships no type hints
@@ -104,6 +108,7 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]  # django ships no t
         **kwargs: Any,
     ) -> None:
         super().__init__(fail_silently=fail_silently, **kwargs)
+        route_logs_to_stdlib()  # also without the app installed
         self.config = backend_config(
             lane=lane,
             namespace=namespace,
@@ -138,6 +143,11 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]  # django ships no t
         if not jobs:
             return 0
         using = self.config.using
+        if self.config.outbox:  # no broker I/O: the relay publishes what commits
+            from mailfleet.producer.django.outbox import write_outbox  # noqa: PLC0415 (needs the app)
+
+            write_outbox(jobs, self.config.settings.namespace, using)
+            return len(jobs)
         if self.config.on_commit and transaction.get_connection(using).in_atomic_block:
             transaction.on_commit(partial(self._publish_after_commit, jobs), using=using)
             return len(jobs)
