@@ -111,7 +111,7 @@ def sender(parts: Parts) -> tuple[Pipeline, BatchCommit]:
         WriteAheadLedger(parts.redis, settings.names, settings.sent_ttl),
         HeldAcks(parts.consumer),
         events,
-        EventPublisher(settings) if settings.events else None,
+        EventPublisher(settings, pushback=parts.republisher.pushback) if settings.events else None,
         parts.stopping,
     )
     settler = Settler(

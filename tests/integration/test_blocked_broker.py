@@ -64,7 +64,7 @@ def blocked_settings(
         publish_timeout=_TIMEOUT,
         concurrency=1,
         prefetch=10,
-        events=False,  # the republisher's pushback on its own
+        events=False,
         shutdown_grace=10.0,
         metrics_port=0,
     )
@@ -119,8 +119,10 @@ class TestProducer:
 
 
 class TestWorker:
+    @pytest.mark.parametrize("events", [False, True], ids=["events-off", "events-on"])
     def test_a_blocked_republisher_holds_the_senders_and_loses_nothing(
         self,
+        events: bool,
         alarm: OwnRabbitMQ,
         blocked_settings: Settings,
         smtp_server: SmtpSink,
@@ -128,7 +130,9 @@ class TestWorker:
     ) -> None:
         """job-1 gets a 451 while the alarm is on: its retry cannot be published, so it is
         not acked, and no other job is sent while blocked. After the alarm: every job is
-        delivered exactly once, job-1 on its second try, nothing dead."""
+        delivered exactly once, job-1 on its second try, nothing dead. With the event stream
+        on, its publisher is blocked too, and the acks wait for its confirms."""
+        blocked_settings = blocked_settings.model_copy(update={"events": events})
         replies.script("rcpt1@example.org", "451 4.3.0 try later", None)
         ledger = DeliveryLedger()
         with Producer(blocked_settings) as producer:

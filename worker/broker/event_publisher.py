@@ -16,7 +16,7 @@ import pika.exceptions
 from pika.exchange_type import ExchangeType
 from pika.spec import Basic
 
-from mailfleet.shared.errors import PublishNacked
+from mailfleet.shared.errors import BrokerBlocked, PublishNacked
 from mailfleet.shared.events import EVENT_TYPE, Event
 from mailfleet.shared.names import PERSISTENT
 from mailfleet.shared.settings import Settings
@@ -26,11 +26,19 @@ from mailfleet.worker.broker.connection import (
     coalesce_output,
     connect,
 )
+from mailfleet.worker.broker.pushback import Pushback
 
 
 class EventPublisher:
-    def __init__(self, settings: Settings, attempts: int = 3, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        attempts: int = 3,
+        timeout: float = 10.0,
+        pushback: Pushback | None = None,
+    ) -> None:
         self._settings = settings
+        self._pushback = pushback
         self._exchange = settings.names.events_exchange
         self._attempts = attempts
         self._timeout = timeout
@@ -88,12 +96,18 @@ class EventPublisher:
             self._nacked = False
             raise PublishNacked("the broker refused an event", [])
         if self._unconfirmed:
+            reason = self._pushback.reason if self._pushback is not None else None
+            if reason is not None:  # a broker alarm: a new connection would wait just the same
+                self.close()
+                raise BrokerBlocked(reason, self._timeout)
             raise pika.exceptions.AMQPConnectionError("no confirm for the events in time")
 
     def _open(self) -> Any:
         if self._connection is None or not self._connection.is_open or self._channel is None:
             self.close()
             self._connection = connect(self._settings, heartbeat=0)
+            if self._pushback is not None:
+                self._pushback.watch(self._connection)
             blocking = self._connection.channel()
             # Declared again on every new connection (idempotent): an exchange deleted while
             # workers run must not hold every batch's acks back until they restart.
