@@ -35,6 +35,8 @@ COMMANDS: dict[str, str] = {
     "explain": "mailfleet.worker.cli:register",
     "schema": "mailfleet.shared.schema:register",
     "webhooks": "mailfleet.worker.webhooks.cli:register",
+    "inbound": "mailfleet.worker.bounces.cli:register",
+    "bounce": "mailfleet.worker.bounces.cli:register",
 }
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 

@@ -9,9 +9,12 @@ from dataclasses import dataclass
 
 import redis
 
+from mailfleet.shared.complaint_guard import ComplaintGuard
 from mailfleet.shared.recipients import RecipientFilter
 from mailfleet.shared.redis_client import make_redis
+from mailfleet.shared.reports import ReportKeys
 from mailfleet.shared.sent_ledger import SentLedger
+from mailfleet.shared.sent_refs import SentRefs
 from mailfleet.shared.settings import Settings
 from mailfleet.shared.suppression import SuppressionList
 from mailfleet.shared.topology import Topology, build_topology
@@ -20,6 +23,7 @@ from mailfleet.worker.broker.consumer import LaneConsumer
 from mailfleet.worker.broker.event_publisher import EventPublisher
 from mailfleet.worker.broker.republisher import Republisher
 from mailfleet.worker.dispatch import Dispatcher
+from mailfleet.worker.envelopes import Envelopes
 from mailfleet.worker.events import EventRecorder
 from mailfleet.worker.inbox import Inbox
 from mailfleet.worker.limits.adaptive import AdaptiveLimits
@@ -32,6 +36,7 @@ from mailfleet.worker.retry import RetryPolicy
 from mailfleet.worker.settle import Settler
 from mailfleet.worker.smtp.relay_pool import RelayPool
 from mailfleet.worker.smtp.transport import SmtpTransport, Transport
+from mailfleet.worker.tally import Tally
 
 TransportFactory = Callable[[], Transport]
 _MAX_BATCH = 8
@@ -113,8 +118,11 @@ def sender(parts: Parts) -> tuple[Pipeline, BatchCommit]:
         EventPublisher(settings) if settings.events else None,
         parts.stopping,
     )
+    refs = SentRefs(parts.redis, settings.names, settings.sent_ttl) if settings.verp else None
+    keys = ReportKeys(settings.names, settings.report_days)
     settler = Settler(
         settings=settings,
+        tally=Tally(commit.ledger, keys, parts.metrics, refs),
         acker=commit.acks,
         publisher=parts.republisher,
         ledger=commit.ledger,
@@ -131,5 +139,9 @@ def sender(parts: Parts) -> tuple[Pipeline, BatchCommit]:
         settler=settler,
         gate=parts.gate,
         metrics=parts.metrics,
+        envelopes=Envelopes(settings.verp),
+        guard=ComplaintGuard(
+            parts.redis, keys, settings.complaint_pause, settings.complaint_min_sends
+        ),
     )
     return pipeline, commit
