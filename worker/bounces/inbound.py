@@ -21,6 +21,7 @@ from mailfleet.shared.errors import MailfleetError
 from mailfleet.worker.bounces.process import BounceProcessor
 
 log = structlog.get_logger("mailfleet.bounces")
+_LARGEST = 32 * 1024 * 1024  # aiosmtpd's own default limit
 
 
 class _Handler:
@@ -69,13 +70,13 @@ class InboundServer:
         self, processor: BounceProcessor, domain: str, host: str, port: int, max_bytes: int
     ) -> None:
         self._handler = _Handler(processor, domain)
-        # A message a little over the processor's limit still arrives, to be logged and
-        # ignored; one far over it is refused by aiosmtpd (552) before it fills memory.
+        # A message over the processor's limit still arrives, to be logged and ignored;
+        # one far over it is refused by aiosmtpd (552) before it fills memory.
         self._controller = Controller(
             self._handler,
             hostname=host,
             port=port,
-            data_size_limit=max_bytes * 4,
+            data_size_limit=max(max_bytes * 4, _LARGEST),
             decode_data=False,
         )
 
