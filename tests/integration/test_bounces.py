@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import smtplib
 import subprocess
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import redis
 from kombu.connection import Connection
@@ -404,3 +406,47 @@ def test_bad_input_never_stops_the_listener(
         "unknown token": 1,
         "non-UTF-8 headers": 1,
     } == ignored
+
+
+def test_the_inbound_command_takes_a_dsn_and_counts_it_on_its_metrics_port(
+    verp_settings: Settings, producer: Producer, smtp_server: SmtpSink, redis_client: redis.Redis
+) -> None:
+    """`mailfleet inbound` listens, refuses other domains, processes a DSN, exports the count,
+    and stops cleanly on SIGTERM."""
+    _send(verp_settings, producer, 1)
+    message = smtp_server.messages[0]
+    port, metrics_port = free_port(), free_port()
+    env = settings_env(verp_settings) | {"MAILFLEET_METRICS_PORT": str(metrics_port)}
+    listener = subprocess.Popen(
+        mailfleet_command("inbound", "--port", str(port)),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert listener.stdout is not None
+        assert f"listening on 127.0.0.1:{port} for @{DOMAIN}" in listener.stdout.readline()
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+            client.ehlo("mx.example.net")
+            client.mail("<>")
+            assert 550 == client.rcpt("someone@example.org")[0]
+            client.rset()
+            address = f"bounces+{ref_of(message)}@{DOMAIN}"
+            refused = client.sendmail(
+                "", [address], dsn("rcpt1@example.org", returned_headers(message))
+            )
+        assert {} == refused
+        assert ["rcpt1@example.org"] == list(_suppressed(redis_client, verp_settings))
+        body = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+        assert (
+            'mailfleet_report_total{lane="transactional",metric="hard_bounced",'
+            'sender_domain="example.com"} 1.0'
+        ) in body
+        listener.send_signal(signal.SIGTERM)
+        assert 0 == listener.wait(timeout=30)
+    finally:
+        if listener.poll() is None:
+            listener.kill()
+            listener.wait()
+        listener.stdout.close()

@@ -91,15 +91,20 @@ def run_inbound(args: argparse.Namespace, settings: Settings) -> int:
             "needs aiosmtpd, from the inbound extra: pip install 'mailfleet[inbound]'"
         )
     from mailfleet.worker.bounces.inbound import InboundServer  # noqa: PLC0415
+    from mailfleet.worker.health import on_metrics_port  # noqa: PLC0415
 
     domain = _verp(settings).domain
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    server = InboundServer(
-        _processor(settings), domain, args.host, args.port, settings.inbound_max_bytes
-    )
+    processor = _processor(settings)
+    server = InboundServer(processor, domain, args.host, args.port, settings.inbound_max_bytes)
+    health = on_metrics_port(settings.metrics_port)(processor.metrics.registry, lambda: {})
     with server:
+        if health is not None:
+            health.start()
         print(f"inbound: listening on {args.host}:{server.port} for @{domain}", flush=True)
         stop.wait()
+        if health is not None:
+            health.stop()
     return EXIT_OK

@@ -34,6 +34,7 @@ from mailfleet.shared.settings import Settings
 from mailfleet.shared.suppression import SuppressionList, entry_json
 from mailfleet.shared.verp import Verp
 from mailfleet.worker.bounces.matching import NoMatch, match
+from mailfleet.worker.bounces.metrics import BounceMetrics
 from mailfleet.worker.bounces.model import Report
 from mailfleet.worker.bounces.parse import parse_report
 from mailfleet.worker.bounces.verdicts import Finding, Verdict, finding
@@ -63,8 +64,14 @@ class Outcome:
 
 class BounceProcessor:
     def __init__(
-        self, settings: Settings, verp: Verp, client: redis.Redis, events: EventSink | None
+        self,
+        settings: Settings,
+        verp: Verp,
+        client: redis.Redis,
+        events: EventSink | None,
+        metrics: BounceMetrics | None = None,
     ) -> None:
+        self.metrics = metrics or BounceMetrics()
         self._max_bytes = settings.inbound_max_bytes
         self._ttl = int(settings.sent_ttl)
         self._verp = verp
@@ -114,6 +121,9 @@ class BounceProcessor:
             applied = self._apply(keys=[seen], args=[self._ttl, *_flatten(commands)])
         if not applied:
             return f"{about}: already processed"
+        self.metrics.reports.labels(
+            metric=_METRICS[found.verdict].value, lane=ref.lane, sender_domain=ref.sender
+        ).inc()
         log.info(
             "report_processed",
             verdict=found.verdict.value,
@@ -154,6 +164,7 @@ class BounceProcessor:
             for command in commands:
                 pipeline.execute_command(*command)  # type: ignore[no-untyped-call]
             pipeline.execute()
+        self.metrics.ignored.labels(cause=cause).inc()
         log.info("report_ignored", cause=cause, detail=detail[:300])
         return Outcome("ignored", f"ignored: {detail}")
 
