@@ -24,6 +24,7 @@ from mailfleet.worker.envelopes import Envelopes
 from mailfleet.worker.inbox import Delivery, GiveBack
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.mime.build import build_message
+from mailfleet.worker.paused import PausedSenders
 from mailfleet.worker.redis_gate import RedisGate
 from mailfleet.worker.retry import RetryPolicy
 from mailfleet.worker.settle import Settler
@@ -50,10 +51,11 @@ class Pipeline:
         metrics: WorkerMetrics,
         envelopes: Envelopes | None = None,
         guard: ComplaintGuard | None = None,
+        paused: PausedSenders | None = None,
     ) -> None:
         self._envelopes = envelopes or Envelopes()
         self._guard = guard
-        self.paused: set[str] = set()  # sender domains whose bulk mail the guard holds back
+        self._paused = paused or PausedSenders()
         self._limits = limits
         self._retry = retry
         self._recipients = recipients
@@ -77,7 +79,8 @@ class Pipeline:
         eligible = [i for i, rcpts in enumerate(per_job) if rcpts and i not in twins]
         asked = [(*jobs[i], per_job[i]) for i in eligible]
         plan = self._dispatcher.plan_lease(asked)
-        guarded = self._guard is not None and any(d.lane is Lane.BULK for d, _ in jobs)
+        bulk = any(delivery.lane is Lane.BULK for delivery, _ in jobs)
+        guarded = self._guard is not None and bulk and self._paused.due()
         calls = [*plan.calls, self._guard.read_call()] if self._guard and guarded else plan.calls
         read = self._gate.run(lambda: self._recipients.split_with(jobs, per_job, calls))
         if read is None:  # stopping while Redis is away: give the messages back
@@ -86,14 +89,14 @@ class Pipeline:
             return
         split, answers = read
         if guarded:
-            self.paused = ComplaintGuard.paused_of(answers[-1])
-            self._metrics.paused = frozenset(self.paused)
+            self._paused.update(ComplaintGuard.paused_of(answers[-1]))
+            self._metrics.paused = self._paused.domains
             answers = answers[:-1]
         batch = _Batch(jobs, split, twins)
         leases = self._dispatcher.finish_lease(asked, plan, answers)
         batch.leased = {i for i, granted in zip(eligible, leases, strict=True) if granted}
         for index, (delivery, job) in enumerate(jobs):
-            if delivery.lane is Lane.BULK and domain_of(job.from_) in self.paused:
+            if delivery.lane is Lane.BULK and domain_of(job.from_) in self._paused.domains:
                 self._settler.pause(delivery, job)
                 batch.envelopes[index] = None  # nothing to chain behind
                 continue

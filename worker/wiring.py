@@ -30,6 +30,7 @@ from mailfleet.worker.limits.adaptive import AdaptiveLimits
 from mailfleet.worker.limits.admission import Admission
 from mailfleet.worker.limits.buckets import RateLimiter
 from mailfleet.worker.metrics import WorkerMetrics
+from mailfleet.worker.paused import PausedSenders
 from mailfleet.worker.pipeline import Pipeline
 from mailfleet.worker.redis_gate import RedisGate
 from mailfleet.worker.retry import RetryPolicy
@@ -62,6 +63,7 @@ class Parts:
     topology: Topology
     transports: TransportFactory  # one transport per sender thread
     batch: int  # deliveries a sender takes at once
+    paused: PausedSenders  # the complaint guard's pauses, as last read
 
 
 def build(settings: Settings, transports: TransportFactory | None = None) -> Parts:
@@ -95,6 +97,7 @@ def build(settings: Settings, transports: TransportFactory | None = None) -> Par
         # Enough for one Redis round trip to pay for several emails, few enough that the
         # prefetched messages still spread over the senders.
         batch=max(1, min(_MAX_BATCH, settings.prefetch // settings.concurrency)),
+        paused=PausedSenders(),
     )
 
 
@@ -143,5 +146,6 @@ def sender(parts: Parts) -> tuple[Pipeline, BatchCommit]:
         guard=ComplaintGuard(
             parts.redis, keys, settings.complaint_pause, settings.complaint_min_sends
         ),
+        paused=parts.paused,
     )
     return pipeline, commit
