@@ -140,6 +140,10 @@ class HeldAcks:
         self._held = []
 
 
+class Flushable(Protocol):
+    def flush(self) -> None: ...
+
+
 class EventSink(Protocol):
     def publish(self, events: list[Event]) -> None: ...
 
@@ -157,7 +161,10 @@ class BatchCommit:
         events: EventRecorder | None = None,
         sink: EventSink | None = None,
         stopping: threading.Event | None = None,
+        *,
+        tally: Flushable | None = None,
     ) -> None:
+        self.tally = tally
         self.ledger = ledger
         self.acks = acks
         self.events = events or EventRecorder(enabled=False)
@@ -165,6 +172,8 @@ class BatchCommit:
         self._stopping = stopping or threading.Event()
 
     def commit(self) -> None:
+        if self.tally is not None:
+            self.tally.flush()  # its counts go out with the marks' replies read
         self.ledger.flush()
         if self._publish_events():
             self.acks.release()

@@ -166,7 +166,7 @@ class Settler:
             "duration_ms": round((time.monotonic() - started) * 1000, 1),
         }
         if result.accepted:
-            self._tally.sent(delivery, job, result.accepted)  # written with the mark
+            self._tally.sent(delivery, job, result.accepted)  # its references go with the mark
             try:
                 self._ledger.mark(job.id, result.accepted)
             except RedisUnavailable as exc:  # delivered all the same: acking is still right

@@ -1,8 +1,9 @@
 """The worker's part of the delivery reports (``shared/reports.py``): what it sent,
 deferred, dead-lettered and skipped as suppressed, per sender domain, recipient domain and
 lane; and, with VERP on, what each accepted email's token stands for
-(``shared/sent_refs.py``). Nothing here makes a round trip: the commands go out with the
-batch's sent marks (``WriteAheadLedger.queue``), and its replies are read with theirs.
+(``shared/sent_refs.py``). Nothing here makes a round trip: a batch's counts are summed and
+queued at its commit, the references with each sent mark (``WriteAheadLedger.queue``), and
+the replies are read with the marks'.
 """
 
 from __future__ import annotations
@@ -46,39 +47,50 @@ class Tally:
         self._refs = refs
         self._clock = clock
         self._expiring: set[str] = set()  # keys whose EXPIRE this tally already sent
+        self._pending: Counter[tuple[Metric, str, str, str]] = Counter()  # the batch's counts
 
     def sent(self, delivery: Delivery, job: EmailJob, accepted: list[str]) -> None:
-        """``accepted`` took the email; with VERP, also what its tokens stand for."""
-        commands = self._counts(Metric.SENT, delivery, job, accepted)
+        """``accepted`` took the email; with VERP, what its tokens stand for goes out with
+        the email's sent mark."""
+        self._add(Metric.SENT, delivery, job, accepted)
         if self._refs is not None:
             refs = [(ref_digest(job.id, rcpt), self._ref(delivery, job, rcpt)) for rcpt in accepted]
-            commands += self._refs.commands(refs, message_id(job))
-        self._queue.queue(commands)
+            self._queue.queue(self._refs.commands(refs, message_id(job)))
 
     def deferred(self, delivery: Delivery, job: EmailJob, recipients: Iterable[str]) -> None:
-        self._queue.queue(self._counts(Metric.DEFERRED, delivery, job, recipients))
+        self._add(Metric.DEFERRED, delivery, job, recipients)
 
     def hard_bounced(self, delivery: Delivery, job: EmailJob, recipients: Iterable[str]) -> None:
-        self._queue.queue(self._counts(Metric.HARD_BOUNCED, delivery, job, recipients))
+        self._add(Metric.HARD_BOUNCED, delivery, job, recipients)
 
     def dead_lettered(self, delivery: Delivery, job: EmailJob, recipients: Iterable[str]) -> None:
-        self._queue.queue(self._counts(Metric.DEAD_LETTERED, delivery, job, recipients))
+        self._add(Metric.DEAD_LETTERED, delivery, job, recipients)
 
     def suppressed(self, delivery: Delivery, job: EmailJob, recipients: Iterable[str]) -> None:
-        self._queue.queue(self._counts(Metric.SUPPRESSED, delivery, job, recipients))
+        self._add(Metric.SUPPRESSED, delivery, job, recipients)
 
-    def _counts(
+    def flush(self) -> None:
+        """Queue the batch's counts, one increment per counter however many emails it
+        holds; the batch's commit writes them (``BatchCommit.commit``)."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, Counter()
+        counts = [
+            Count(metric, sender, domain, lane, n)
+            for (metric, sender, domain, lane), n in pending.items()
+        ]
+        for count in counts:
+            self._metrics.report(count.metric.value, count.lane, count.sender, count.n)
+        now = self._clock()
+        self._queue.queue(self._keys.increments(counts, now) + self._expiries(now))
+
+    def _add(
         self, metric: Metric, delivery: Delivery, job: EmailJob, recipients: Iterable[str]
-    ) -> list[Command]:
+    ) -> None:
         sender = domain_of(job.from_)
         lane = delivery.lane.value
-        by_domain = Counter(domain_of(rcpt) for rcpt in recipients)
-        counts = [Count(metric, sender, domain, lane, n) for domain, n in by_domain.items()]
-        total = sum(by_domain.values())
-        if total:
-            self._metrics.report(metric.value, lane, sender, total)
-        now = self._clock()
-        return self._keys.increments(counts, now) + self._expiries(now)
+        for rcpt in recipients:
+            self._pending[metric, sender, domain_of(rcpt), lane] += 1
 
     def _expiries(self, now: datetime) -> list[Command]:
         """The EXPIREs of the current day's and hour's keys, once per key and tally."""

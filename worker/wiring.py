@@ -123,9 +123,10 @@ def sender(parts: Parts) -> tuple[Pipeline, BatchCommit]:
     )
     refs = SentRefs(parts.redis, settings.names, settings.sent_ttl) if settings.verp else None
     keys = ReportKeys(settings.names, settings.report_days)
+    commit.tally = tally = Tally(commit.ledger, keys, parts.metrics, refs)
     settler = Settler(
         settings=settings,
-        tally=Tally(commit.ledger, keys, parts.metrics, refs),
+        tally=tally,
         acker=commit.acks,
         publisher=parts.republisher,
         ledger=commit.ledger,
