@@ -35,6 +35,10 @@ COMMANDS: dict[str, str] = {
     "explain": "mailfleet.worker.cli:register",
     "schema": "mailfleet.shared.schema:register",
     "webhooks": "mailfleet.worker.webhooks.cli:register",
+    "inbound": "mailfleet.worker.bounces.cli:register",
+    "report": "mailfleet.producer.ops.report:register",
+    "resume": "mailfleet.producer.ops.report:register",
+    "bounce": "mailfleet.worker.bounces.cli:register",
     "migrate": "mailfleet.producer.ops.migrate_cli:register",
 }
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
