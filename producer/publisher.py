@@ -129,7 +129,7 @@ class Producer:
                     todo = channel.last_unsent
                     nacked += channel.settled_before_failure.nacked
                     unroutable += channel.settled_before_failure.unroutable
-                self._recover(exc, attempt, len(todo))
+                self._recover(exc, attempt, len(todo), deadline)
                 continue
             nacked += result.nacked
             unroutable += result.unroutable
@@ -141,10 +141,13 @@ class Producer:
         if nacked:
             raise PublishNacked("the broker refused these jobs", nacked)
 
-    def _recover(self, exc: BrokerUnavailable, attempt: int, unconfirmed: int) -> None:
-        """Drop the broken connection and back off before the next try (or give up)."""
+    def _recover(
+        self, exc: BrokerUnavailable, attempt: int, unconfirmed: int, deadline: float
+    ) -> None:
+        """Drop the broken connection and back off before the next try (or give up: out
+        of tries, or past the call's MAILFLEET_PUBLISH_TIMEOUT)."""
         self.close()
-        if attempt >= self._reconnect_attempts:
+        if attempt >= self._reconnect_attempts or time.monotonic() >= deadline:
             raise BrokerUnavailable(f"publishing failed after {attempt + 1} tries: {exc}") from exc
         log.warning("publish_retry", error=str(exc), unconfirmed=unconfirmed, attempt=attempt + 1)
         time.sleep(min(0.2 * 2**attempt, 5.0))
