@@ -20,6 +20,7 @@ from mailfleet.producer.topology import queue_depths, topology_of
 from mailfleet.shared.errors import BrokerBlocked
 from mailfleet.shared.relays import Relay
 from mailfleet.shared.settings import Settings
+from tests.django_setup import OUTBOX_SQLITE, configure_django
 from tests.integration.helpers import (
     DeliveryLedger,
     WorkerThread,
@@ -116,6 +117,41 @@ class TestProducer:
 
         assert 1 == result.returncode
         assert "RabbitMQ is blocking publishes (low on memory)" in result.stderr
+
+
+class TestDjangoRelay:
+    def test_the_outbox_relay_under_an_alarm_keeps_its_rows_and_says_why(
+        self, alarm: OwnRabbitMQ, blocked_settings: Settings
+    ) -> None:
+        """The relay's publish is blocked: BrokerBlocked after the timeout, the row stays;
+        after the alarm the relay moves it."""
+        configure_django()
+        from django.core.management import call_command
+
+        from mailfleet.producer.django.models import OutboxMessage
+        from mailfleet.producer.django.outbox import OutboxRelay, write_outbox
+
+        call_command("migrate", "mailfleet", database=OUTBOX_SQLITE, verbosity=0)
+        rows = OutboxMessage.objects.using(OUTBOX_SQLITE).filter(
+            namespace=blocked_settings.namespace
+        )
+        write_outbox([make_job(1)], blocked_settings.namespace, OUTBOX_SQLITE)
+        relay = OutboxRelay(blocked_settings, using=OUTBOX_SQLITE)
+        try:
+            relay.relay_once()  # connected and declared before the alarm
+            alarm.memory_alarm(on=True)
+            write_outbox([make_job(2)], blocked_settings.namespace, OUTBOX_SQLITE)
+            with pytest.raises(BrokerBlocked, match="low on memory"):
+                relay.relay_once()
+            assert ["job-2"] == [row.id for row in rows]
+            alarm.memory_alarm(on=False)
+            assert 1 == relay.drain()
+        finally:
+            relay.close()
+            rows.delete()
+        # The broker had read job-2's blocked publish: it lands when the alarm clears, beside
+        # the relay's second copy (same id; the worker's sent ledger sends one email).
+        assert _lane_depth(blocked_settings) in {2, 3}
 
 
 class TestWorker:
