@@ -19,6 +19,7 @@ from kombu.connection import Connection
 from mailfleet.producer.amqp_errors import broker_errors
 from mailfleet.producer.confirms import ConfirmChannel, Outgoing
 from mailfleet.producer.connection import open_connection
+from mailfleet.producer.pinning import VersionPinner
 from mailfleet.producer.topology import declare, topology_of
 from mailfleet.shared.errors import BrokerUnavailable, PublishNacked, Unroutable
 from mailfleet.shared.job import CONTENT_TYPE, JOB_TYPE, EmailJob
@@ -63,6 +64,7 @@ class Producer:
         self._reconnect_attempts = reconnect_attempts
         self._connection: Connection | None = None
         self._channel: ConfirmChannel | None = None
+        self._pinner = VersionPinner(settings)
         if declare_topology:
             declare(self._connect(), topology_of(settings))
 
@@ -78,6 +80,7 @@ class Producer:
         self.close()
 
     def close(self) -> None:
+        self._pinner.close()
         if self._connection is not None:
             self._connection.release()
         self._connection = None
@@ -88,9 +91,10 @@ class Producer:
         return self.publish_many([job])[0]
 
     def publish_many(self, jobs: Iterable[EmailJob]) -> list[str]:
-        """Publish jobs with many confirms in flight; return their ids once all are confirmed."""
+        """Publish jobs with many confirms in flight; return their ids once all are confirmed.
+        A job naming a stored template without a version is pinned to the newest first."""
         exchange = self._settings.names.exchange
-        messages = [job_message(job, exchange) for job in jobs]
+        messages = [job_message(job, exchange) for job in self._pinner.pin(list(jobs))]
         self.publish_messages(messages)
         return [message.message_id for message in messages]
 

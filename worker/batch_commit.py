@@ -48,13 +48,18 @@ class WriteAheadLedger:
         key = self._names.sent_ledger(job_id)
         now = str(time.time())
         fields = [part for rcpt in recipients for part in (rcpt, now)]
-        commands = [
+        commands: list[tuple[str | int, ...]] = [
             ("HSET", key, *fields),
             ("EXPIRE", key, self._ttl),
             ("INCRBY", self._names.delivered_counter, len(recipients)),
         ]
+        self.write(commands, "cannot write the sent ledger")
+
+    def write(self, commands: list[tuple[str | int, ...]], problem: str) -> None:
+        """Send ``commands`` now on the batch's connection, their replies read by :meth:`flush`
+        (other counters ride along with the marks this way: no round trip of their own)."""
         try:
-            with redis_errors("cannot write the sent ledger"):
+            with redis_errors(problem):
                 connection = self._connection or self._connect()
                 # No health-check PING: its reply would be read in place of an unread mark's.
                 packed = connection.pack_commands(commands)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mailfleet.shared.job import parse_job
 from mailfleet.shared.redis_client import make_redis
 from mailfleet.shared.settings import Settings
 from mailfleet.worker.limits.buckets import RateLimiter
+from mailfleet.worker.send_time import SendTime
 
 
 @dataclass(frozen=True)
@@ -28,10 +30,14 @@ class Explanation:
     job_id: str
     lane: str
     limits: list[BucketState] = field(default_factory=list)
+    window: str | None = None  # its send window, its own or its lane's
+    window_opens_at: str | None = None  # ISO 8601 UTC; now, while the window is open
+    window_wait_s: float = 0.0
 
     @property
     def wait_s(self) -> float:
-        return max((state.wait_s for state in self.limits), default=0.0)
+        buckets = max((state.wait_s for state in self.limits), default=0.0)
+        return max(buckets, self.window_wait_s)
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "wait_s": self.wait_s}, indent=2)
@@ -46,6 +52,9 @@ class Explanation:
             lines.append(
                 f"  {state.bucket:<28} {state.rate:>9}{slowed} burst {state.burst:<5} {now}"
             )
+        if self.window is not None:
+            when = f"opens {self.window_opens_at}" if self.window_wait_s else "open now"
+            lines.append(f"  send window {self.window}: {when}")
         lines.append(f"would wait {self.wait_s}s")
         return "\n".join(lines)
 
@@ -72,4 +81,12 @@ def explain(settings: Settings, path: Path) -> Explanation:
             )
     finally:
         client.close()
-    return Explanation(job.id, job.lane.value, states)
+    window = SendTime(settings.lane_windows).window_of(job)
+    if window is None:
+        return Explanation(job.id, job.lane.value, states)
+    now = datetime.now(UTC).replace(microsecond=0)
+    opens = window.opens_at(now)
+    wait = (opens - now).total_seconds()
+    return Explanation(
+        job.id, job.lane.value, states, window.describe(), opens.isoformat(), round(wait, 3)
+    )
