@@ -35,6 +35,8 @@ COMMANDS: dict[str, str] = {
     "explain": "mailfleet.worker.cli:register",
     "schema": "mailfleet.shared.schema:register",
     "webhooks": "mailfleet.worker.webhooks.cli:register",
+    "template": "mailfleet.producer.templates_cli:register",
+    "campaign": "mailfleet.producer.campaigns.cli:register",
 }
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
