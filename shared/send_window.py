@@ -32,18 +32,26 @@ def parse_days(spec: str) -> frozenset[int]:
     return frozenset(days)
 
 
-def _clock(text: str, spec: str) -> tuple[int, int]:
-    hours, colon, minutes = text.partition(":")
-    if not (colon and hours.isdigit() and minutes.isdigit() and len(minutes) == 2):
+def _clock(text: str, spec: str) -> tuple[int, int, int]:
+    """``HH:MM`` or ``HH:MM:SS`` → (hours, minutes, seconds)."""
+    parts = text.split(":")
+    if not 2 <= len(parts) <= 3 or not all(p.isdigit() and len(p) <= 2 for p in parts):
         raise ValueError(f"{spec!r}: use HH:MM-HH:MM, as in 09:00-18:00")
-    value = (int(hours), int(minutes))
-    if value[1] > 59 or value > (24, 0):
+    if any(len(p) != 2 for p in parts[1:]):
+        raise ValueError(f"{spec!r}: use HH:MM-HH:MM, as in 09:00-18:00")
+    hours, minutes, seconds = (*map(int, parts), 0)[:3]
+    value = (hours, minutes, seconds)
+    if minutes > 59 or seconds > 59 or value > (24, 0, 0):
         raise ValueError(f"{spec!r}: {text} is not a time of day")
     return value
 
 
-def parse_hours(spec: str) -> tuple[tuple[int, int], tuple[int, int]]:
-    """``09:00-18:00`` → ((9, 0), (18, 0)); the end may be 24:00, and must follow the start."""
+Clock = tuple[int, int, int]
+
+
+def parse_hours(spec: str) -> tuple[Clock, Clock]:
+    """``09:00-18:00`` → ((9, 0, 0), (18, 0, 0)); seconds may be given (``09:00:30``); the
+    end may be 24:00, and must follow the start."""
     start_text, dash, end_text = spec.replace(" ", "").partition("-")
     if not dash:
         raise ValueError(f"{spec!r}: use HH:MM-HH:MM, as in 09:00-18:00")
@@ -88,18 +96,20 @@ class SendWindow(BaseModel):
         return parse_days(self.days)
 
     @cached_property
-    def _span(self) -> tuple[tuple[int, int], tuple[int, int]]:
+    def _span(self) -> tuple[Clock, Clock]:
         return parse_hours(self.hours)
 
     @cached_property
     def _zone(self) -> ZoneInfo:
         return ZoneInfo(self.tz)
 
-    def _at(self, day: date, clock: tuple[int, int]) -> datetime:
+    def _at(self, day: date, clock: Clock) -> datetime:
         """``clock`` on ``day`` in the window's zone, as a UTC instant (24:00 is the next
         midnight; a wall time skipped by DST lands just after the gap)."""
-        hours, minutes = clock
-        wall = datetime.combine(day, time(0, 0)) + timedelta(hours=hours, minutes=minutes)
+        hours, minutes, seconds = clock
+        wall = datetime.combine(day, time(0, 0)) + timedelta(
+            hours=hours, minutes=minutes, seconds=seconds
+        )
         return wall.replace(tzinfo=self._zone).astimezone(UTC)
 
     def opens_at(self, now: datetime) -> datetime:

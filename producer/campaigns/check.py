@@ -17,6 +17,7 @@ from mailfleet.shared.addresses import check_address
 from mailfleet.shared.errors import InvalidJobError, RenderError
 from mailfleet.shared.job import JobLimits
 from mailfleet.shared.templates.render import CompiledTemplate, Renderer
+from mailfleet.shared.text import has_line_break
 
 _MAX_PROBLEMS = 1000  # beyond these, only counted: the first thousand show what is wrong
 
@@ -60,6 +61,9 @@ def check_rows(
             check_address(row.email)
         except ValueError as exc:
             result.add(row.number, "email", str(exc))
+            continue
+        if row.name is not None and has_line_break(row.name):
+            result.add(row.number, "name", "must be one line (no CR, LF or NUL)")
             continue
         try:
             job_for(campaign, row, limits)

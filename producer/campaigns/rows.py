@@ -89,15 +89,16 @@ def _csv_rows(path: Path) -> Iterator[Row | BadRow]:
             if len(set(columns)) != len(columns) or "" in columns:
                 yield BadRow(1, [("header", "column names must be present and different")])
                 return
+            number = reader.line_num + 1  # where the record starts: a quoted cell may span lines
             for cells in reader:
-                number = reader.line_num
+                start, number = number, reader.line_num + 1
                 if not any(cell.strip() for cell in cells):
                     continue
                 if len(cells) != len(columns):
                     problem = f"has {len(cells)} cells, the header {len(columns)} columns"
-                    yield BadRow(number, [("row", problem)])
+                    yield BadRow(start, [("row", problem)])
                     continue
-                yield _recipient(number, dict(zip(columns, cells, strict=True)))
+                yield _recipient(start, dict(zip(columns, cells, strict=True)))
         except UnicodeDecodeError:
             yield BadRow(0, [("file", "is not UTF-8 text")])
         except csv.Error as exc:

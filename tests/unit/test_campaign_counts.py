@@ -1,0 +1,104 @@
+"""Per-campaign counters: the Settler counts each outcome of a campaign's job, and the
+counters ride on the write-ahead ledger's connection without ever failing a settle."""
+
+from __future__ import annotations
+
+import time
+
+from structlog.testing import capture_logs
+
+from mailfleet.shared.job import EmailJob
+from mailfleet.shared.names import Names
+from mailfleet.shared.settings import Settings
+from mailfleet.worker.batch_commit import WriteAheadLedger
+from mailfleet.worker.campaign_counts import CampaignCounters, Outcome
+from mailfleet.worker.metrics import WorkerMetrics
+from mailfleet.worker.settle import Settler
+from mailfleet.worker.smtp.replies import SmtpReply
+from mailfleet.worker.smtp.transport import SendResult
+from tests.unit.fakes import (
+    FakeAcker,
+    FakeAdaptive,
+    FakeLedger,
+    FakePublisher,
+    FakeSuppressor,
+    Journal,
+    make_delivery,
+    make_job,
+    unreachable_redis,
+)
+
+SETTINGS = Settings(namespace="unit", retry_delays=[5.0, 30.0], max_attempts=3)
+ANN = "rcpt1@example.org"
+
+
+class RecordingCounters:
+    def __init__(self) -> None:
+        self.counted: list[tuple[str | None, tuple[Outcome, ...], int]] = []
+
+    def count(self, job: EmailJob, *outcomes: Outcome, recipients: int = 1) -> None:
+        self.counted.append((job.campaign, outcomes, recipients))
+
+
+def _settler(counters: RecordingCounters) -> Settler:
+    journal: Journal = []
+    return Settler(
+        settings=SETTINGS,
+        acker=FakeAcker(journal),
+        publisher=FakePublisher(journal),
+        ledger=FakeLedger(journal),
+        suppression=FakeSuppressor(),
+        metrics=WorkerMetrics(),
+        adaptive=FakeAdaptive(),
+        counters=counters,
+    )
+
+
+def _result(reply: SmtpReply | None) -> SendResult:
+    if reply is None:
+        return SendResult("relay:25", accepted=[ANN], refused={})
+    return SendResult("relay:25", accepted=[], refused={ANN: reply})
+
+
+class TestSettlerCounts:
+    def test_each_outcome_is_counted_for_the_campaign(self) -> None:
+        """Sent, a retry (deferred), a bounce, a suppressed recipient, a wait, a bad render."""
+        counters = RecordingCounters()
+        settler = _settler(counters)
+        job = make_job(1, campaign="spring")
+        delivery = make_delivery(job)
+
+        settler.settle(delivery, job, _result(None), time.monotonic())
+        settler.settle(delivery, job, _result(SmtpReply(450, "busy")), time.monotonic())
+        settler.settle(delivery, job, _result(SmtpReply(550, "5.7.1 no")), time.monotonic())
+        settler.suppressed(delivery, job, [ANN])
+        settler.defer(delivery, job, 60.0)
+        settler.invalid(delivery, "template: x: missing variable", job)
+
+        assert [
+            ("spring", (Outcome.SENT,), 1),
+            ("spring", (Outcome.DEFERRED,), 1),
+            ("spring", (Outcome.DEAD_LETTERED, Outcome.BOUNCED), 1),
+            ("spring", (Outcome.DEAD_LETTERED, Outcome.SUPPRESSED), 1),
+            ("spring", (Outcome.DEFERRED,), 1),
+            ("spring", (Outcome.DEAD_LETTERED,), 1),
+        ] == counters.counted
+
+
+class TestCampaignCounters:
+    def test_a_job_without_a_campaign_writes_nothing(self) -> None:
+        """No campaign, no command: the connection is never even opened."""
+        ledger = WriteAheadLedger(unreachable_redis(), Names("unit"), 60)
+        CampaignCounters(ledger, Names("unit"), 60).count(make_job(1), Outcome.SENT)
+
+        ledger.flush()  # nothing unread
+
+    def test_redis_away_is_logged_not_raised(self) -> None:
+        """A counter that cannot be written never fails the settle of a sent email."""
+        ledger = WriteAheadLedger(unreachable_redis(), Names("unit"), 60)
+        counters = CampaignCounters(ledger, Names("unit"), 60)
+
+        with capture_logs() as logs:
+            counters.count(make_job(1, campaign="spring"), Outcome.SENT)
+
+        assert ["campaign_count_failed"] == [entry["event"] for entry in logs]
