@@ -22,7 +22,7 @@ from mailfleet.producer.connection import open_connection
 from mailfleet.producer.pinning import VersionPinner
 from mailfleet.producer.topology import declare, topology_of
 from mailfleet.shared.errors import BrokerUnavailable, PublishNacked, Unroutable
-from mailfleet.shared.job import CONTENT_TYPE, JOB_TYPE, EmailJob
+from mailfleet.shared.job import CONTENT_TYPE, JOB_TYPE, EmailJob, Lane
 from mailfleet.shared.names import ATTEMPT, PERSISTENT
 from mailfleet.shared.settings import Settings
 
@@ -31,11 +31,18 @@ log = structlog.get_logger("mailfleet.producer")
 
 def job_message(job: EmailJob, exchange: str, headers: dict[str, Any] | None = None) -> Outgoing:
     """The AMQP message for ``job`` (wire contract v1), routed by its lane."""
+    return wire_message(job.to_wire(), job.id, job.lane, exchange, headers)
+
+
+def wire_message(
+    body: bytes, job_id: str, lane: Lane, exchange: str, headers: dict[str, Any] | None = None
+) -> Outgoing:
+    """The AMQP message for a job already on the wire as ``body`` (checked by the caller)."""
     return Outgoing(
         exchange=exchange,
-        routing_key=job.lane.value,
-        body=job.to_wire(),
-        message_id=job.id,
+        routing_key=lane.value,
+        body=body,
+        message_id=job_id,
         properties={
             "content_type": CONTENT_TYPE,
             "type": JOB_TYPE,

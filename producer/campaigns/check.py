@@ -1,6 +1,7 @@
 """The first pass over a recipient list: every row checked before anything is published.
 
-A row's address and name must make a valid job, and its variables must render the template
+A row's address, name and variables must make a valid job (the parts every row shares are
+checked once, on the first good row), and its variables must render the template
 (a real render, so a missing variable or a failing filter shows here, not in the worker).
 An address met again (compared lower-cased) is a duplicate: folded into the first, with a
 warning. Each problem is one ``row N: field: problem`` line.
@@ -11,13 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from mailfleet.producer.campaigns.jobs import Campaign, digest, job_for
+from mailfleet.producer.campaigns.jobs import Campaign, check_row, digest, job_for
 from mailfleet.producer.campaigns.rows import BadRow, Row
-from mailfleet.shared.addresses import check_address
 from mailfleet.shared.errors import InvalidJobError, RenderError
 from mailfleet.shared.job import JobLimits
 from mailfleet.shared.templates.render import CompiledTemplate, Renderer
-from mailfleet.shared.text import has_line_break
 
 _MAX_PROBLEMS = 1000  # beyond these, only counted: the first thousand show what is wrong
 
@@ -51,25 +50,23 @@ def check_rows(
 ) -> CheckResult:
     result = CheckResult()
     seen: set[int] = set()  # 64 bits of each address's digest: a few MB for 100 000 rows
+    first = True
     for row in rows:
         if isinstance(row, BadRow):
             for name, problem in row.problems:
                 result.add(row.number, name, problem)
             continue
         result.rows += 1
-        try:
-            check_address(row.email)
-        except ValueError as exc:
-            result.add(row.number, "email", str(exc))
-            continue
-        if row.name is not None and has_line_break(row.name):
-            result.add(row.number, "name", "must be one line (no CR, LF or NUL)")
-            continue
-        try:
-            job_for(campaign, row, limits)
-        except InvalidJobError as exc:
-            for loc, problem in exc.problems:
-                result.add(row.number, _field(loc), problem)
+        problems = check_row(row)
+        if not problems and first:
+            first = False
+            try:  # what every row shares (sender, window...), checked as any job is, once
+                job_for(campaign, row, limits)
+            except InvalidJobError as exc:
+                problems = [(_field(loc), problem) for loc, problem in exc.problems]
+        if problems:
+            for name, problem in problems:
+                result.add(row.number, name, problem)
             continue
         try:
             renderer.render(template, row.variables)

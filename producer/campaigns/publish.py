@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import redis
 
-from mailfleet.producer.campaigns.jobs import Campaign, digest, job_for
+from mailfleet.producer.campaigns.jobs import Campaign, digest, job_id, job_wire
 from mailfleet.producer.campaigns.rows import BadRow, Row
-from mailfleet.producer.publisher import Producer, job_message
+from mailfleet.producer.publisher import Producer, wire_message
 from mailfleet.shared.redis_client import redis_errors
 from mailfleet.shared.settings import Settings
 from mailfleet.shared.suppression import SuppressionList
@@ -99,9 +99,12 @@ class CampaignPublisher:
                 todo_digests.append(key)
         if not todo:
             return
-        exchange = self._names.exchange
-        limits = self._settings.job_limits
-        messages = [job_message(job_for(self._campaign, row, limits), exchange) for row in todo]
+        exchange, campaign = self._names.exchange, self._campaign
+        lane = campaign.lane
+        messages = [
+            wire_message(job_wire(campaign, row), job_id(campaign, row), lane, exchange)
+            for row in todo
+        ]
         self._producer.publish_messages(messages)
         pipeline = self._client.pipeline(transaction=False)
         pipeline.sadd(self._published_key, *todo_digests)

@@ -3,14 +3,24 @@ that names each bad row and folds duplicates."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mailfleet.producer.campaigns.check import check_rows
-from mailfleet.producer.campaigns.jobs import Campaign, digest, display_address, job_for
+from mailfleet.producer.campaigns.jobs import (
+    Campaign,
+    digest,
+    display_address,
+    job_for,
+    job_wire,
+)
 from mailfleet.producer.campaigns.rows import BadRow, Row, read_rows
-from mailfleet.shared.job import DEFAULT_LIMITS
+from mailfleet.shared.job import DEFAULT_LIMITS, parse_job
+from mailfleet.shared.send_window import SendWindow
 from mailfleet.shared.template_ref import TemplateRef, TemplateSource
 from mailfleet.shared.templates.render import Renderer
+from mailfleet.shared.templates.store import read_directory
 
 CAMPAIGN = Campaign("spring", TemplateRef(name="welcome", version=2), "shop@example.com")
 SOURCE = TemplateSource(subject="Hi {{ name }}", text="Code {{ code }}")
@@ -115,7 +125,47 @@ class TestJobs:
         assert "spring" == job.campaign
         assert job.template == CAMPAIGN.template
 
+    def test_the_unvalidated_wire_form_is_the_validated_job(self) -> None:
+        """job_wire skips validation for speed: it must say exactly what job_for checks."""
+        window = SendWindow(days="mon-fri", hours="09:00-17:00", tz="Europe/Berlin")
+        campaign = Campaign(
+            "spring",
+            TemplateRef(name="welcome", version=2),
+            "Shop <shop@example.com>",
+            window=window,
+            not_before=datetime(2026, 12, 24, 8, 0, tzinfo=UTC),
+        )
+        row = Row(2, "ann@example.org", 'Lee, "Ann"', {"items": [1, {"a": "é"}], "email": "x"})
+
+        assert job_for(campaign, row, DEFAULT_LIMITS) == parse_job(job_wire(campaign, row))
+
     def test_a_name_with_specials_is_quoted(self) -> None:
         assert '"Lee, Ann \\"A\\"" <a@example.org>' == display_address(
             'Lee, Ann "A"', "a@example.org"
         )
+
+
+class TestDemoCampaign:
+    def test_the_example_under_deploy_demo_checks_clean(self) -> None:
+        """deploy/demo/campaign: the template reads, every row renders, one duplicate folds."""
+        demo = Path(__file__).parents[2] / "deploy" / "demo" / "campaign"
+        source = read_directory(demo / "welcome")
+        renderer = Renderer()
+        warnings: list[str] = []
+
+        result = check_rows(
+            read_rows(demo / "recipients.csv"),
+            CAMPAIGN,
+            template=renderer.compile("welcome", source),
+            renderer=renderer,
+            limits=DEFAULT_LIMITS,
+            warn=warnings.append,
+        )
+        rendered = renderer.render(
+            renderer.compile("welcome", source),
+            json.loads((demo / "variables.json").read_text()),
+        )
+
+        assert ([], {6}) == (result.problems, result.duplicates)
+        assert 1 == len(warnings)
+        assert "Welcome to Mailfleet Shop, Ann Lee" == rendered.subject
