@@ -32,6 +32,17 @@ class TestRender:
         assert "Dear <b>&</b>" == rendered.text
         assert "<p>Dear &lt;b&gt;&amp;&lt;/b&gt;</p>" == rendered.html
 
+    def test_parts_share_the_variables_but_not_what_they_set(self) -> None:
+        """Jinja's globals work; a {% set %} in the subject is not seen by the text."""
+        renderer = Renderer()
+        source = TemplateSource(
+            subject="{% set n = 3 %}{{ n }} of {{ total }}",
+            text="{{ range(2)|list }} {{ n is defined }} {{ total }}",
+        )
+        rendered = renderer.render(renderer.compile("t", source), {"total": 9})
+
+        assert ("3 of 9", "[0, 1] False 9") == (rendered.subject, rendered.text)
+
     def test_a_missing_variable_names_it(self) -> None:
         """StrictUndefined: never `Dear ,`."""
         with pytest.raises(RenderError, match="text: missing variable: 'name' is undefined"):
