@@ -37,6 +37,10 @@ COMMANDS: dict[str, str] = {
     "webhooks": "mailfleet.worker.webhooks.cli:register",
     "template": "mailfleet.producer.templates_cli:register",
     "campaign": "mailfleet.producer.campaigns.cli:register",
+    "inbound": "mailfleet.worker.bounces.cli:register",
+    "report": "mailfleet.producer.ops.report:register",
+    "resume": "mailfleet.producer.ops.report:register",
+    "bounce": "mailfleet.worker.bounces.cli:register",
 }
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 

@@ -42,6 +42,11 @@ class WriteAheadLedger:
         self._ttl = int(ttl_seconds)
         self._connection: Connection | None = None
         self._unread = 0  # replies written for and not yet read
+        self._queued: list[tuple[str | int, ...]] = []  # counters, sent with the next write
+
+    def queue(self, commands: list[tuple[str | int, ...]]) -> None:
+        """Commands that may wait: written with the next mark, or at :meth:`flush`."""
+        self._queued += commands
 
     def mark(self, job_id: str, recipients: list[str]) -> None:
         """Record that the relay accepted ``job_id`` for ``recipients``: sent to Redis now."""
@@ -53,13 +58,13 @@ class WriteAheadLedger:
             ("EXPIRE", key, self._ttl),
             ("INCRBY", self._names.delivered_counter, len(recipients)),
         ]
-        self.write(commands, "cannot write the sent ledger")
+        self._write(commands, "cannot write the sent ledger")
 
-    def write(self, commands: list[tuple[str | int, ...]], problem: str) -> None:
-        """Send ``commands`` now on the batch's connection, their replies read by :meth:`flush`
-        (other counters ride along with the marks this way: no round trip of their own)."""
+    def _write(self, commands: list[tuple[str | int, ...]], failure: str) -> None:
+        commands = [*self._queued, *commands]
+        self._queued = []
         try:
-            with redis_errors(problem):
+            with redis_errors(failure):
                 connection = self._connection or self._connect()
                 # No health-check PING: its reply would be read in place of an unread mark's.
                 packed = connection.pack_commands(commands)
@@ -72,6 +77,11 @@ class WriteAheadLedger:
     def flush(self) -> None:
         """Read the replies of every mark written since the last flush. A failure is logged,
         never raised: the relay accepted those emails, so acking them is still right."""
+        if self._queued:
+            try:
+                self._write([], "cannot write the report counters")
+            except RedisUnavailable as exc:
+                log.warning("counters_write_failed", error=str(exc))
         if not self._unread or self._connection is None:
             return
         unread, self._unread = self._unread, 0
@@ -130,6 +140,10 @@ class HeldAcks:
         self._held = []
 
 
+class Flushable(Protocol):
+    def flush(self) -> None: ...
+
+
 class EventSink(Protocol):
     def publish(self, events: list[Event]) -> None: ...
 
@@ -147,7 +161,12 @@ class BatchCommit:
         events: EventRecorder | None = None,
         sink: EventSink | None = None,
         stopping: threading.Event | None = None,
+        *,
+        tally: Flushable | None = None,
+        campaigns: Flushable | None = None,
     ) -> None:
+        self.tally = tally
+        self.campaigns = campaigns  # per-campaign counters (worker/campaign_counts.py)
         self.ledger = ledger
         self.acks = acks
         self.events = events or EventRecorder(enabled=False)
@@ -155,6 +174,10 @@ class BatchCommit:
         self._stopping = stopping or threading.Event()
 
     def commit(self) -> None:
+        if self.tally is not None:
+            self.tally.flush()  # its counts go out with the marks' replies read
+        if self.campaigns is not None:
+            self.campaigns.flush()
         self.ledger.flush()
         if self._publish_events():
             self.acks.release()

@@ -9,9 +9,12 @@ from dataclasses import dataclass
 
 import redis
 
+from mailfleet.shared.complaint_guard import ComplaintGuard
 from mailfleet.shared.recipients import RecipientFilter
 from mailfleet.shared.redis_client import make_redis
+from mailfleet.shared.reports import ReportKeys
 from mailfleet.shared.sent_ledger import SentLedger
+from mailfleet.shared.sent_refs import SentRefs
 from mailfleet.shared.settings import Settings
 from mailfleet.shared.suppression import SuppressionList
 from mailfleet.shared.templates.render import Renderer
@@ -23,12 +26,14 @@ from mailfleet.worker.broker.event_publisher import EventPublisher
 from mailfleet.worker.broker.republisher import Republisher
 from mailfleet.worker.campaign_counts import CampaignCounters
 from mailfleet.worker.dispatch import Dispatcher
+from mailfleet.worker.envelopes import Envelopes
 from mailfleet.worker.events import EventRecorder
 from mailfleet.worker.inbox import Inbox
 from mailfleet.worker.limits.adaptive import AdaptiveLimits
 from mailfleet.worker.limits.admission import Admission
 from mailfleet.worker.limits.buckets import RateLimiter
 from mailfleet.worker.metrics import WorkerMetrics
+from mailfleet.worker.paused import PausedSenders
 from mailfleet.worker.personalise import Personaliser
 from mailfleet.worker.pipeline import Pipeline
 from mailfleet.worker.redis_gate import RedisGate
@@ -37,6 +42,7 @@ from mailfleet.worker.send_time import SendTime
 from mailfleet.worker.settle import Settler
 from mailfleet.worker.smtp.relay_pool import RelayPool
 from mailfleet.worker.smtp.transport import SmtpTransport, Transport
+from mailfleet.worker.tally import Tally
 
 TransportFactory = Callable[[], Transport]
 _MAX_BATCH = 8
@@ -63,6 +69,7 @@ class Parts:
     transports: TransportFactory  # one transport per sender thread
     batch: int  # deliveries a sender takes at once
     personaliser: Personaliser  # its cache of compiled templates serves every sender
+    paused: PausedSenders  # the complaint guard's pauses, as last read
 
 
 def build(settings: Settings, transports: TransportFactory | None = None) -> Parts:
@@ -99,6 +106,7 @@ def build(settings: Settings, transports: TransportFactory | None = None) -> Par
         personaliser=Personaliser(
             TemplateStore(client, settings.names), Renderer(settings.max_rendered_bytes), gate
         ),
+        paused=PausedSenders(),
     )
 
 
@@ -122,8 +130,15 @@ def sender(parts: Parts) -> tuple[Pipeline, BatchCommit]:
         EventPublisher(settings) if settings.events else None,
         parts.stopping,
     )
+    refs = SentRefs(parts.redis, settings.names, settings.sent_ttl) if settings.verp else None
+    keys = ReportKeys(settings.names, settings.report_days)
+    commit.tally = tally = Tally(commit.ledger, keys, parts.metrics, refs)
+    commit.campaigns = campaigns = CampaignCounters(
+        commit.ledger, settings.names, settings.sent_ttl
+    )
     settler = Settler(
         settings=settings,
+        tally=tally,
         acker=commit.acks,
         publisher=parts.republisher,
         ledger=commit.ledger,
@@ -131,7 +146,7 @@ def sender(parts: Parts) -> tuple[Pipeline, BatchCommit]:
         metrics=parts.metrics,
         adaptive=parts.adaptive,
         events=events,
-        counters=CampaignCounters(commit.ledger, settings.names, settings.sent_ttl),
+        counters=campaigns,
     )
     pipeline = Pipeline(
         limits=settings.job_limits,
@@ -143,5 +158,10 @@ def sender(parts: Parts) -> tuple[Pipeline, BatchCommit]:
         metrics=parts.metrics,
         send_time=SendTime(settings.lane_windows),
         personaliser=parts.personaliser,
+        envelopes=Envelopes(settings.verp),
+        guard=ComplaintGuard(
+            parts.redis, keys, settings.complaint_pause, settings.complaint_min_sends
+        ),
+        paused=parts.paused,
     )
     return pipeline, commit

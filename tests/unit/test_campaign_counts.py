@@ -10,8 +10,9 @@ from structlog.testing import capture_logs
 from mailfleet.shared.job import EmailJob
 from mailfleet.shared.names import Names
 from mailfleet.shared.settings import Settings
-from mailfleet.worker.batch_commit import WriteAheadLedger
+from mailfleet.worker.batch_commit import BatchCommit, HeldAcks, WriteAheadLedger
 from mailfleet.worker.campaign_counts import CampaignCounters, Outcome
+from mailfleet.worker.inbox import Delivery
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.settle import Settler
 from mailfleet.worker.smtp.replies import SmtpReply
@@ -85,20 +86,54 @@ class TestSettlerCounts:
         ] == counters.counted
 
 
+class FakeQueue:
+    def __init__(self) -> None:
+        self.queued: list[tuple[str | int, ...]] = []
+
+    def queue(self, commands: list[tuple[str | int, ...]]) -> None:
+        self.queued += commands
+
+
 class TestCampaignCounters:
-    def test_a_job_without_a_campaign_writes_nothing(self) -> None:
-        """No campaign, no command: the connection is never even opened."""
+    def test_a_batch_is_summed_into_one_increment_per_counter(self) -> None:
+        """Three sends and a bounce of one campaign: two HINCRBYs and one EXPIRE, queued
+        for the ledger's next write; a job without a campaign adds nothing."""
+        queue = FakeQueue()
+        counters = CampaignCounters(queue, Names("unit"), 60)
+        spring = make_job(1, campaign="spring")
+
+        for _ in range(3):
+            counters.count(spring, Outcome.SENT)
+        counters.count(spring, Outcome.DEAD_LETTERED, Outcome.BOUNCED, recipients=2)
+        counters.count(make_job(2), Outcome.SENT)
+        assert [] == queue.queued  # nothing before the batch's commit
+        counters.flush()
+        counters.flush()  # a second flush has nothing left
+
+        assert [
+            ("HINCRBY", "unit:campaign:spring", "sent", 3),
+            ("HINCRBY", "unit:campaign:spring", "dead_lettered", 2),
+            ("HINCRBY", "unit:campaign:spring", "bounced", 2),
+            ("EXPIRE", "unit:campaign:spring", 60),
+        ] == queue.queued
+
+    def test_the_counts_ride_on_the_batch_commit(self) -> None:
+        """BatchCommit.commit flushes the campaign counters into the ledger's queue."""
+        queue = FakeQueue()
+        counters = CampaignCounters(queue, Names("unit"), 60)
+        counters.count(make_job(1, campaign="spring"), Outcome.SENT)
         ledger = WriteAheadLedger(unreachable_redis(), Names("unit"), 60)
-        CampaignCounters(ledger, Names("unit"), 60).count(make_job(1), Outcome.SENT)
+        commit = BatchCommit(ledger, HeldAcks(FakeSettling()), campaigns=counters)
 
-        ledger.flush()  # nothing unread
+        with capture_logs():
+            commit.commit()
 
-    def test_redis_away_is_logged_not_raised(self) -> None:
-        """A counter that cannot be written never fails the settle of a sent email."""
-        ledger = WriteAheadLedger(unreachable_redis(), Names("unit"), 60)
-        counters = CampaignCounters(ledger, Names("unit"), 60)
+        assert ("HINCRBY", "unit:campaign:spring", "sent", 1) == queue.queued[0]
 
-        with capture_logs() as logs:
-            counters.count(make_job(1, campaign="spring"), Outcome.SENT)
 
-        assert ["campaign_count_failed"] == [entry["event"] for entry in logs]
+class FakeSettling:
+    def ack_many(self, deliveries: list[Delivery]) -> None:
+        return None
+
+    def requeue(self, delivery: Delivery) -> None:
+        return None

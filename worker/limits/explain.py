@@ -7,8 +7,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mailfleet.shared.job import parse_job
+import redis
+
+from mailfleet.shared.addresses import domain_of
+from mailfleet.shared.complaint_guard import ComplaintGuard
+from mailfleet.shared.job import EmailJob, Lane, parse_job
 from mailfleet.shared.redis_client import make_redis
+from mailfleet.shared.reports import ReportKeys
 from mailfleet.shared.settings import Settings
 from mailfleet.worker.limits.buckets import RateLimiter
 from mailfleet.worker.send_time import SendTime
@@ -30,6 +35,7 @@ class Explanation:
     job_id: str
     lane: str
     limits: list[BucketState] = field(default_factory=list)
+    paused: str | None = None  # why the complaint guard holds this bulk job back
     window: str | None = None  # its send window, its own or its lane's
     window_opens_at: str | None = None  # ISO 8601 UTC; now, while the window is open
     window_wait_s: float = 0.0
@@ -55,7 +61,9 @@ class Explanation:
         if self.window is not None:
             when = f"opens {self.window_opens_at}" if self.window_wait_s else "open now"
             lines.append(f"  send window {self.window}: {when}")
-        lines.append(f"would wait {self.wait_s}s")
+        if self.paused:
+            lines.append(f"  paused: {self.paused}")
+        lines.append(f"would wait {self.wait_s}s" + (" once the pause ends" if self.paused else ""))
         return "\n".join(lines)
 
 
@@ -79,14 +87,36 @@ def explain(settings: Settings, path: Path) -> Explanation:
                     wait_s=round(wait, 3),
                 )
             )
+        paused = _pause_of(client, settings, job) if job.lane is Lane.BULK else None
     finally:
         client.close()
+    window, opens_at, window_wait = _window_of(settings, job)
+    return Explanation(job.id, job.lane.value, states, paused, window, opens_at, window_wait)
+
+
+def _window_of(settings: Settings, job: EmailJob) -> tuple[str | None, str | None, float]:
+    """The job's send window (its own or its lane's), when it opens next, and the wait."""
     window = SendTime(settings.lane_windows).window_of(job)
     if window is None:
-        return Explanation(job.id, job.lane.value, states)
+        return None, None, 0.0
     now = datetime.now(UTC).replace(microsecond=0)
     opens = window.opens_at(now)
-    wait = (opens - now).total_seconds()
-    return Explanation(
-        job.id, job.lane.value, states, window.describe(), opens.isoformat(), round(wait, 3)
+    return window.describe(), opens.isoformat(), round((opens - now).total_seconds(), 3)
+
+
+def _pause_of(client: redis.Redis, settings: Settings, job: EmailJob) -> str | None:
+    guard = ComplaintGuard(
+        client,
+        ReportKeys(settings.names, settings.report_days),
+        settings.complaint_pause,
+        settings.complaint_min_sends,
     )
+    sender = domain_of(job.from_)
+    for pause in guard.pauses():
+        if pause.domain == sender:
+            return (
+                f"bulk mail from {sender} is paused by the complaint guard: "
+                f"{pause.complained} complaints in {pause.sent} sends over 24 h "
+                f"({pause.rate * 100:.2f} %); `mailfleet resume {sender}` lifts it"
+            )
+    return None
