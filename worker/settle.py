@@ -158,6 +158,8 @@ class Settler:
         delay = self._policy.wait_tier(RECHECK_SECONDS / 5)
         self._forward.to_tier(delivery, delay, delivery.attempt, delivery.only_recipients)
         log.info("bulk_paused", job_id=job.id, sender=domain_of(job.from_), wait_s=delay)
+        waiting = len(delivery.only_recipients or job.recipients())
+        self._counters.count(job, Outcome.DEFERRED, recipients=waiting)
         self._metrics.job("paused", delivery.lane)
         self._acker.ack(delivery)
 

@@ -63,7 +63,8 @@ def _result(reply: SmtpReply | None) -> SendResult:
 
 class TestSettlerCounts:
     def test_each_outcome_is_counted_for_the_campaign(self) -> None:
-        """Sent, a retry (deferred), a bounce, a suppressed recipient, a wait, a bad render."""
+        """Sent, a retry (deferred), a bounce, a suppressed recipient, a wait, a bad render,
+        a complaint-guard pause (deferred)."""
         counters = RecordingCounters()
         settler = _settler(counters)
         job = make_job(1, campaign="spring")
@@ -75,6 +76,7 @@ class TestSettlerCounts:
         settler.suppressed(delivery, job, [ANN])
         settler.defer(delivery, job, 60.0)
         settler.invalid(delivery, "template: x: missing variable", job)
+        settler.pause(delivery, job)
 
         assert [
             ("spring", (Outcome.SENT,), 1),
@@ -83,6 +85,7 @@ class TestSettlerCounts:
             ("spring", (Outcome.DEAD_LETTERED, Outcome.SUPPRESSED), 1),
             ("spring", (Outcome.DEFERRED,), 1),
             ("spring", (Outcome.DEAD_LETTERED,), 1),
+            ("spring", (Outcome.DEFERRED,), 1),
         ] == counters.counted
 
 
