@@ -21,7 +21,7 @@ from django.db import DatabaseError, close_old_connections, connections, transac
 from mailfleet.producer.django.models import OutboxMessage
 from mailfleet.producer.publisher import Producer, wire_message
 from mailfleet.shared.errors import MailfleetError
-from mailfleet.shared.job import EmailJob
+from mailfleet.shared.job import EmailJob, Lane
 from mailfleet.shared.settings import Settings
 
 log = structlog.get_logger("mailfleet.django")
@@ -63,9 +63,9 @@ class OutboxRelay:
                 return 0
             messages = [
                 wire_message(
-                    row.id,
-                    row.lane,
                     bytes(row.body),
+                    row.id,
+                    Lane(row.lane),
                     exchange,
                     timestamp=row.created_at.timestamp(),
                 )
