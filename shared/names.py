@@ -115,3 +115,11 @@ class Names:
     def sent_ledger(self, job_id: str) -> str:
         """The recipients of ``job_id`` a relay already accepted (a hash)."""
         return self.redis_key("sent", job_id)
+
+    def delivered_slot(self, slot: int) -> str:
+        """Recipients accepted in one 10-second slot (``shared/send_history.py``), for charts."""
+        return self.redis_key("stats", "delivered", str(slot))
+
+    def worker_beat(self, worker: str) -> str:
+        """A worker's last heartbeat (``shared/worker_beats.py``), gone when it stops beating."""
+        return self.redis_key("workers", worker)
