@@ -115,6 +115,8 @@ class Settings(BaseSettings):
     events_queue: bool = False  # also declare {ns}.events.all, bound to every event
 
     metrics_port: int = Field(default=9108, ge=0, le=65535)
+    # ``mailfleet dashboard``: every request must carry it; binding beyond loopback needs it.
+    dashboard_token: SecretStr | None = None
     log_format: Literal["json", "console"] = "console"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

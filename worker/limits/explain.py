@@ -6,9 +6,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from mailfleet.shared.job import parse_job
+from mailfleet.shared.job import EmailJob, parse_job
 from mailfleet.shared.redis_client import make_redis
 from mailfleet.shared.settings import Settings
+from mailfleet.worker.limits.adaptive import AdaptiveLimits
+from mailfleet.worker.limits.bucket import Bucket
 from mailfleet.worker.limits.buckets import RateLimiter
 
 
@@ -50,26 +52,52 @@ class Explanation:
         return "\n".join(lines)
 
 
-def explain(settings: Settings, path: Path) -> Explanation:
-    """The limits for the job in ``path`` (raises InvalidJobError / RedisUnavailable)."""
-    job = parse_job(path.read_bytes(), settings.job_limits)
+def bucket_state(limiter: RateLimiter, bucket: Bucket) -> BucketState:
+    """``bucket``'s rate, burst and, read from Redis now, its slow-down and wait."""
+    factor, wait = limiter.state(bucket)
+    return BucketState(
+        bucket=bucket.label,
+        key=bucket.key,
+        rate=str(bucket.rate),
+        burst=bucket.burst,
+        factor=round(factor, 3),
+        effective_rate=str(bucket.slowed(factor).rate),
+        wait_s=round(wait, 3),
+    )
+
+
+def explain_job(settings: Settings, job: EmailJob) -> Explanation:
+    """The limits that apply to ``job`` and their state now (raises RedisUnavailable)."""
     client = make_redis(settings)
     try:
         limiter = RateLimiter(client, settings)
-        states = []
-        for bucket in limiter.buckets_for(job, job.recipients()):
-            factor, wait = limiter.state(bucket)
-            states.append(
-                BucketState(
-                    bucket=bucket.label,
-                    key=bucket.key,
-                    rate=str(bucket.rate),
-                    burst=bucket.burst,
-                    factor=round(factor, 3),
-                    effective_rate=str(bucket.slowed(factor).rate),
-                    wait_s=round(wait, 3),
-                )
-            )
+        states = [bucket_state(limiter, b) for b in limiter.buckets_for(job, job.recipients())]
     finally:
         client.close()
     return Explanation(job.id, job.lane.value, states)
+
+
+def explain(settings: Settings, path: Path) -> Explanation:
+    """The limits for the job in ``path`` (raises InvalidJobError / RedisUnavailable)."""
+    return explain_job(settings, parse_job(path.read_bytes(), settings.job_limits))
+
+
+@dataclass(frozen=True)
+class FleetLimits:
+    """Every configured bucket's state, and the slow-down of each domain with a limit."""
+
+    buckets: list[BucketState]
+    slowdowns: dict[str, float]  # domain → factor (1.0: not slowed)
+
+
+def fleet_limits(settings: Settings) -> FleetLimits:
+    """What the dashboard's limits page shows (raises RedisUnavailable)."""
+    client = make_redis(settings)
+    try:
+        limiter = RateLimiter(client, settings)
+        states = [bucket_state(limiter, bucket) for bucket in limiter.configured_buckets()]
+        adaptive = AdaptiveLimits(client, settings.names, set(settings.domain_limits))
+        slowdowns = adaptive.refresh()
+    finally:
+        client.close()
+    return FleetLimits(states, slowdowns)

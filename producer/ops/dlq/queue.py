@@ -26,7 +26,7 @@ from kombu.connection import Connection
 from mailfleet.producer.amqp_errors import CLOSE_ERRORS, broker_errors
 from mailfleet.producer.ops.dlq.letter import DeadLetter, Selection, read_dead_letter
 from mailfleet.producer.ops.dlq.replay import ConfirmedMover, replay_message
-from mailfleet.producer.ops.dlq.report import PurgeReport, ReplayReport
+from mailfleet.producer.ops.dlq.report import Fingerprint, PurgeReport, ReplayReport
 from mailfleet.shared.errors import MailfleetError
 from mailfleet.shared.job import EmailJob
 from mailfleet.shared.recipients import RecipientFilter
@@ -58,7 +58,8 @@ class DeadLetterScan:
         )
         self._connection = connection
         self._channel = connection.channel()
-        self._channel.queue_declare(self._queue, passive=True)  # NotFound: not declared
+        # NotFound: not declared. The count is what the queue held ready as the scan began.
+        _, self.ready, _ = self._channel.queue_declare(self._queue, passive=True)
         self._started = datetime.now(UTC).replace(microsecond=0)
         self.total = 0  # letters yielded
         self._held = 0  # taken and not acked: handed back at close
@@ -107,6 +108,22 @@ class DeadLetterScan:
             time.sleep(0.02)
 
 
+class Shown:
+    """The "act only on what was shown" rule: with fingerprints from a preview, each passes
+    as often as it was shown and no more; without them (``None``), every letter passes."""
+
+    def __init__(self, only: Counter[Fingerprint] | None) -> None:
+        self._left = None if only is None else Counter(only)
+
+    def take(self, letter: DeadLetter) -> bool:
+        if self._left is None:
+            return True
+        if self._left[letter.fingerprint] <= 0:
+            return False
+        self._left[letter.fingerprint] -= 1
+        return True
+
+
 class DeadLetterQueue:
     """The dead letters of one namespace; the caller owns (and releases) ``connection``."""
 
@@ -152,21 +169,17 @@ class DeadLetterQueue:
         *,
         limit: int | None = None,
         dry_run: bool = False,
-        only: Counter[tuple[str, str, str, str, tuple[str, ...]]] | None = None,
+        only: Counter[Fingerprint] | None = None,
     ) -> PurgeReport:
         """Remove the matching dead letters for good (or, with ``dry_run``, count them);
         with ``only``, just those letters (fingerprints from an earlier dry run)."""
         now = datetime.now(UTC)
-        remaining = None if only is None else Counter(only)
+        shown = Shown(only)
         with self.browse() as scan:
             report = PurgeReport(total=0, dry_run=dry_run)
             for letter in scan:
-                if not selection.matches(letter, now):
+                if not (selection.matches(letter, now) and shown.take(letter)):
                     continue
-                if remaining is not None:
-                    if remaining[letter.fingerprint] <= 0:
-                        continue
-                    remaining[letter.fingerprint] -= 1
                 if not dry_run:
                     scan.ack(letter)
                 report.purged.append(letter.id)
@@ -184,10 +197,13 @@ class DeadLetterQueue:
         limit: int | None = None,
         rate: float | None = None,
         dry_run: bool = False,
+        only: Counter[Fingerprint] | None = None,
     ) -> ReplayReport:
         """Move matching dead letters back to their lanes; a broker or Redis failure stops
-        the replay and is kept in ``report.error`` beside what was done until then."""
+        the replay and is kept in ``report.error`` beside what was done until then. With
+        ``only``, just those letters (fingerprints from an earlier dry run)."""
         now = datetime.now(UTC)
+        shown = Shown(only)
         with self.browse() as scan:
             report = ReplayReport(total=0, dry_run=dry_run)
             mover = ConfirmedMover(
@@ -202,7 +218,7 @@ class DeadLetterQueue:
             queued: set[tuple[str, tuple[str, ...]]] = set()  # (job id, recipients) this run
             try:
                 for letter in scan:
-                    if not selection.matches(letter, now):
+                    if not (selection.matches(letter, now) and shown.take(letter)):
                         continue
                     if letter.job is None:
                         report.invalid.append(letter.id)
@@ -251,6 +267,7 @@ class DeadLetterQueue:
             report.skipped_sent.append(letter.id)
             return True
         queued.add(key)
+        report.fingerprints.append(letter.fingerprint)
         if not rechecked.to_send:
             skipped = report.skipped_suppressed if rechecked.suppressed else report.skipped_sent
             skipped.append(letter.id)
