@@ -35,7 +35,8 @@ ROUTES = [
     Route("/login", login.form, methods=["GET"]),
     Route("/login", login.login, methods=["POST"]),
     Route("/logout", login.logout, methods=["POST"]),
-    Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+    # Strict editable installs link each file: follow those links (the folder is ours).
+    Mount("/static", StaticFiles(directory=STATIC_DIR, follow_symlink=True), name="static"),
 ]
 
 

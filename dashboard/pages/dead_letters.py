@@ -25,7 +25,7 @@ from mailfleet.producer.connection import open_connection
 from mailfleet.producer.ops.dlq.filters import LANES, FilterError, build_selection
 from mailfleet.producer.ops.dlq.letter import REASONS, DeadLetter, Selection
 from mailfleet.producer.ops.dlq.output import show_record, summary_row
-from mailfleet.producer.ops.dlq.paging import Page, find_letters, read_page
+from mailfleet.producer.ops.dlq.paging import Cursor, Page, find_letters, read_page
 from mailfleet.producer.ops.dlq.queue import DeadLetterQueue
 from mailfleet.producer.ops.dlq.report import Fingerprint, PurgeReport, ReplayReport
 from mailfleet.shared.recipients import RecipientFilter
@@ -74,14 +74,14 @@ def _query(filters: dict[str, list[str]], **extra: Any) -> str:
     return urlencode(pairs)
 
 
-def _offset(params: Params) -> int:
-    text = str(params.get("offset", "0"))
-    return int(text) if text.isdigit() else 0
+def _number(params: Params) -> int:
+    text = str(params.get("page", "1"))
+    return int(text) if text.isdigit() and int(text) > 0 else 1
 
 
-def _page(settings: Settings, selection: Selection, offset: int) -> Page:
+def _page(settings: Settings, selection: Selection, cursor: Cursor | None) -> Page:
     with _queue(settings) as queue:
-        return read_page(queue, selection, offset=offset, size=PAGE_SIZE)
+        return read_page(queue, selection, size=PAGE_SIZE, cursor=cursor)
 
 
 async def table(request: Request) -> Response:
@@ -92,16 +92,21 @@ async def table(request: Request) -> Response:
         selection = _selection(filters)
     except FilterError as exc:
         return context.renderer.page(request, "dead_letters.html", 400, error=str(exc), **base)
-    offset = _offset(request.query_params)
-    page = await run_in_threadpool(_page, context.settings, selection, offset)
+    cursor = Cursor.decode(str(request.query_params.get("after", "")))
+    number = _number(request.query_params) if cursor else 1
+    page = await run_in_threadpool(_page, context.settings, selection, cursor)
     rows = [summary_row(letter) for letter in page.letters]
+    following = page.next_cursor
     return context.renderer.page(
         request,
         "dead_letters.html",
         page=page,
         rows=rows,
         query=_query(filters),
-        next_query=_query(filters, offset=page.next_offset) if page.more else None,
+        number=number,
+        next_query=_query(filters, after=following.encode(), page=number + 1)
+        if following
+        else None,
         **base,
     )
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from amqp import spec
 from kombu.connection import Connection
 
 from mailfleet.producer.amqp_errors import CLOSE_ERRORS, broker_errors
@@ -62,7 +63,8 @@ class DeadLetterScan:
         _, self.ready, _ = self._channel.queue_declare(self._queue, passive=True)
         self._started = datetime.now(UTC).replace(microsecond=0)
         self.total = 0  # letters yielded
-        self._held = 0  # taken and not acked: handed back at close
+        self._held: dict[int, None] = {}  # delivery tags taken and not acked, in order
+        self._acked = 0
 
     def __iter__(self) -> Iterator[DeadLetter]:
         while True:
@@ -70,7 +72,7 @@ class DeadLetterScan:
                 message = self._channel.basic_get(self._queue, no_ack=False)
             if message is None:
                 return
-            self._held += 1
+            self._held[int(message.delivery_tag)] = None
             letter = self._read(message)
             if letter is None:
                 continue
@@ -85,27 +87,38 @@ class DeadLetterScan:
         """Remove ``letter`` from the queue for good."""
         with broker_errors(self._queue):
             self._channel.basic_ack(letter.delivery_tag)
-        self._held -= 1
+        self._held.pop(letter.delivery_tag, None)
+        self._acked += 1
 
     def close(self, settle_within: float = 2.0) -> None:
-        """Close the channel: the broker requeues every letter taken and not acked. A quorum
-        queue does that asynchronously; wait (briefly) until they are back, so a command run
-        right after this one sees them."""
+        """Hand back every letter taken and not acked, then close the channel.
+
+        They are handed back one by one, in the order they were taken, and the channel is
+        closed only once they are all back: a quorum queue puts what a closing channel still
+        held back in no particular order, which would shuffle the queue on every read (and
+        a dashboard's pages, see paging.py). A quorum queue requeues asynchronously, so the
+        wait also lets a command run right after this one see them."""
+        with contextlib.suppress(*CLOSE_ERRORS):
+            for tag in self._held:
+                # basic.nack, not reject: RabbitMQ 4 counts a reject as a failed delivery
+                # (a quorum queue drops a message past its delivery limit). py-amqp has no
+                # basic_nack of its own.
+                self._channel.send_method(spec.Basic.Nack, "Lbb", (tag, False, True))
+            if self._held:
+                self._wait_until_back(settle_within)
         with contextlib.suppress(*CLOSE_ERRORS):
             self._channel.close()
-        if self._held <= 0:
-            return
+
+    def _wait_until_back(self, settle_within: float) -> None:
+        # Back once the queue holds as many as when the scan began, less the acked (letters
+        # that arrived meanwhile only add to it).
+        wanted = max(len(self._held), self.ready - self._acked)
         deadline = time.monotonic() + settle_within
         while time.monotonic() < deadline:
-            with contextlib.suppress(Exception):
-                channel = self._connection.channel()
-                try:
-                    _, ready, _ = channel.queue_declare(self._queue, passive=True)
-                finally:
-                    channel.close()
-                if ready >= self._held:
-                    return
-            time.sleep(0.02)
+            _, ready, _ = self._channel.queue_declare(self._queue, passive=True)
+            if ready >= wanted:
+                return
+            time.sleep(0.005)
 
 
 class Shown:
