@@ -40,7 +40,7 @@ def dashboard(settings: Settings, host: str = "127.0.0.1") -> Iterator[Dashboard
     for _ in range(5):  # another run may take the port between the probe and the bind
         try:
             server = DashboardThread(settings, host, free_port(host))
-        except Exception:  # noqa: BLE001 (a taken port: try the next free one)
+        except Exception:
             time.sleep(0.1)
             continue
         with server:
