@@ -44,11 +44,11 @@ def rate_chart(points: list[RatePoint]) -> Markup:
             f"<title>{_clock(point.start)}: {point.per_second:.1f}/s</title></rect>"
         )
     if points:
-        for index in (0, len(points) // 2, len(points) - 1):
-            x = _LEFT + index * bar_w
+        for index, anchor in ((0, "start"), (len(points) // 2, "middle"), (len(points), "end")):
+            start = points[0].start + index * SLOT_SECONDS
             parts.append(
-                f'<text class="label" x="{x:.1f}" y="{_HEIGHT - 6}">'
-                f"{_clock(points[index].start)}</text>"
+                f'<text class="label" x="{_LEFT + index * bar_w:.1f}" y="{_HEIGHT - 6}" '
+                f'text-anchor="{anchor}">{_clock(start)}</text>'
             )
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 (numbers and times only, no outside text)

@@ -43,9 +43,9 @@ class RatePoint:
 
 
 def read_history(client: redis.Redis, names: Names, now: float) -> list[RatePoint]:
-    """The slots of the last :data:`WINDOW_SECONDS` before ``now``, oldest first (the slot
-    ``now`` falls in, still filling, is left out); an absent slot counts 0."""
-    last = slot_of(now) - 1
+    """The slots of the last :data:`WINDOW_SECONDS` up to ``now``, oldest first (the last
+    one, which ``now`` falls in, still filling); an absent slot counts 0."""
+    last = slot_of(now)
     slots = list(range(last - WINDOW_SECONDS // SLOT_SECONDS + 1, last + 1))
     with redis_errors("cannot read the send history"):
         values = client.mget([names.delivered_slot(slot) for slot in slots])

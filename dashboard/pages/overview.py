@@ -34,7 +34,8 @@ class Overview:
 
     @property
     def rate_now(self) -> float:
-        recent = self.history[-_RECENT:]
+        """Deliveries per second over the last full minute (the filling slot left out)."""
+        recent = self.history[-_RECENT - 1 : -1]
         return sum(point.delivered for point in recent) / (10.0 * len(recent)) if recent else 0.0
 
     @property

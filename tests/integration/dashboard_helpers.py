@@ -103,3 +103,16 @@ def chromium_path() -> str:
     if path is None:
         raise RuntimeError(f"no chromium: apt-get install -y chromium (or set {CHROMIUM_VARIABLE})")
     return path
+
+
+def launch_args() -> list[str]:
+    """Chromium refuses to run as root with its sandbox (CI runs as root)."""
+    return ["--no-sandbox"] if os.geteuid() == 0 else []
+
+
+def screenshot_dir(fallback: str) -> str:
+    """Where the browser tests save their screenshots: ``MAILFLEET_SCREENSHOTS`` (to renew
+    the README's pictures, e.g. docs/images) or the test's own temporary folder."""
+    target = os.environ.get("MAILFLEET_SCREENSHOTS") or fallback
+    os.makedirs(target, exist_ok=True)
+    return target
