@@ -12,7 +12,7 @@ import argparse
 import gc
 import sys
 from collections.abc import Callable, Sequence
-from importlib import import_module
+from importlib import import_module, metadata
 from typing import Protocol
 
 from mailfleet.shared.errors import ConfigError, MailfleetError
@@ -62,6 +62,13 @@ def positive_float(text: str) -> float:
     return value
 
 
+def _version() -> str:
+    try:
+        return metadata.version("mailfleet")
+    except metadata.PackageNotFoundError:  # run from a checkout without installing
+        return "unknown (not installed)"
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The root parser with ``command``'s subparsers, or every command's when it is not one."""
     parser = argparse.ArgumentParser(
@@ -69,6 +76,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         description="Send email at volume through RabbitMQ, Redis and SMTP relays.",
         epilog="Settings come from MAILFLEET_* environment variables (see README).",
     )
+    parser.add_argument("--version", action="version", version=f"mailfleet {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     targets = [COMMANDS[command]] if command in COMMANDS else COMMANDS.values()
     for target in dict.fromkeys(targets):
