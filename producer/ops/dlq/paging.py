@@ -99,6 +99,7 @@ def read_page(
     return Page(letters, in_queue, read, next_cursor)
 
 
-def find_letters(queue: DeadLetterQueue, job_id: str, *, at_most: int = 10) -> list[DeadLetter]:
-    """The first ``at_most`` letters of ``job_id``, stopping there (a detail view)."""
+def find_letters(queue: DeadLetterQueue, job_id: str, *, at_most: int = 1) -> list[DeadLetter]:
+    """The first ``at_most`` letters of ``job_id``, stopping there (a detail view): the
+    scan reads the queue up to them, the whole queue only when there are fewer."""
     return read_page(queue, Selection(ids=frozenset({job_id})), size=at_most).letters
