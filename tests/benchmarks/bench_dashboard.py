@@ -10,8 +10,8 @@ writes. Start-up: ``mailfleet dashboard`` is started as a process three times; e
 clock runs from ``Popen`` until ``GET /`` answers 200 (Python's imports, settings, the first
 page's AMQP and Redis reads). Render: one dashboard process, each page fetched ``--rounds``
 times, each over a new HTTP connection on 127.0.0.1 (see below); the time is the whole
-request (the server's reads of RabbitMQ and Redis, rendering, transfer). The namespace is removed at the end. No
-figure is asserted.
+request (the server's reads of RabbitMQ and Redis, rendering, transfer). The namespace is
+removed at the end. No figure is asserted.
 """
 
 from __future__ import annotations
