@@ -25,13 +25,18 @@ class Suppressed:
     at: float
 
 
+def entry_json(reason: str) -> str:
+    """The list's value for an address suppressed now for ``reason``."""
+    return json.dumps({"reason": reason[:500], "at": time.time()})
+
+
 class SuppressionList:
     def __init__(self, client: redis.Redis, names: Names) -> None:
         self._client = client
         self.key = names.redis_key("suppressed")
 
     def add(self, address: str, reason: str) -> None:
-        entry = json.dumps({"reason": reason[:500], "at": time.time()})
+        entry = entry_json(reason)
         with redis_errors("cannot write the suppression list"):
             self._client.hset(self.key, address.lower(), entry)
 

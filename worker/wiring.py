@@ -9,9 +9,12 @@ from dataclasses import dataclass
 
 import redis
 
+from mailfleet.shared.complaint_guard import ComplaintGuard
 from mailfleet.shared.recipients import RecipientFilter
 from mailfleet.shared.redis_client import make_redis
+from mailfleet.shared.reports import ReportKeys
 from mailfleet.shared.sent_ledger import SentLedger
+from mailfleet.shared.sent_refs import SentRefs
 from mailfleet.shared.settings import Settings
 from mailfleet.shared.suppression import SuppressionList
 from mailfleet.shared.topology import Topology, build_topology
@@ -20,18 +23,21 @@ from mailfleet.worker.broker.consumer import LaneConsumer
 from mailfleet.worker.broker.event_publisher import EventPublisher
 from mailfleet.worker.broker.republisher import Republisher
 from mailfleet.worker.dispatch import Dispatcher
+from mailfleet.worker.envelopes import Envelopes
 from mailfleet.worker.events import EventRecorder
 from mailfleet.worker.inbox import Inbox
 from mailfleet.worker.limits.adaptive import AdaptiveLimits
 from mailfleet.worker.limits.admission import Admission
 from mailfleet.worker.limits.buckets import RateLimiter
 from mailfleet.worker.metrics import WorkerMetrics
+from mailfleet.worker.paused import PausedSenders
 from mailfleet.worker.pipeline import Pipeline
 from mailfleet.worker.redis_gate import RedisGate
 from mailfleet.worker.retry import RetryPolicy
 from mailfleet.worker.settle import Settler
 from mailfleet.worker.smtp.relay_pool import RelayPool
 from mailfleet.worker.smtp.transport import SmtpTransport, Transport
+from mailfleet.worker.tally import Tally
 
 TransportFactory = Callable[[], Transport]
 _MAX_BATCH = 8
@@ -57,6 +63,7 @@ class Parts:
     topology: Topology
     transports: TransportFactory  # one transport per sender thread
     batch: int  # deliveries a sender takes at once
+    paused: PausedSenders  # the complaint guard's pauses, as last read
 
 
 def build(settings: Settings, transports: TransportFactory | None = None) -> Parts:
@@ -90,6 +97,7 @@ def build(settings: Settings, transports: TransportFactory | None = None) -> Par
         # Enough for one Redis round trip to pay for several emails, few enough that the
         # prefetched messages still spread over the senders.
         batch=max(1, min(_MAX_BATCH, settings.prefetch // settings.concurrency)),
+        paused=PausedSenders(),
     )
 
 
@@ -113,8 +121,12 @@ def sender(parts: Parts) -> tuple[Pipeline, BatchCommit]:
         EventPublisher(settings) if settings.events else None,
         parts.stopping,
     )
+    refs = SentRefs(parts.redis, settings.names, settings.sent_ttl) if settings.verp else None
+    keys = ReportKeys(settings.names, settings.report_days)
+    commit.tally = tally = Tally(commit.ledger, keys, parts.metrics, refs)
     settler = Settler(
         settings=settings,
+        tally=tally,
         acker=commit.acks,
         publisher=parts.republisher,
         ledger=commit.ledger,
@@ -131,5 +143,10 @@ def sender(parts: Parts) -> tuple[Pipeline, BatchCommit]:
         settler=settler,
         gate=parts.gate,
         metrics=parts.metrics,
+        envelopes=Envelopes(settings.verp),
+        guard=ComplaintGuard(
+            parts.redis, keys, settings.complaint_pause, settings.complaint_min_sends
+        ),
+        paused=parts.paused,
     )
     return pipeline, commit

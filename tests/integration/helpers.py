@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kombu.connection import Connection
-from pydantic import SecretStr
+from pydantic import BeforeValidator, SecretStr
 
 from mailfleet.producer.devtools.sink import SmtpSink
 from mailfleet.shared import names as headers
 from mailfleet.shared.durations import Rate
+from mailfleet.shared.events import EVENT_TYPE, Event
 from mailfleet.shared.job import EmailJob
 from mailfleet.shared.relays import Relay
 from mailfleet.shared.settings import Settings
@@ -88,8 +89,11 @@ def _env_value(value: Any) -> str | None:  # noqa: PLR0911 (one return per setti
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a ``mailfleet`` subprocess use exactly ``settings``."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("MAILFLEET_")}
-    for name in Settings.model_fields:
-        value = _env_value(getattr(settings, name))
+    for name, info in Settings.model_fields.items():
+        # A duration is a float read through a parser; any other float is written as is.
+        plain = not any(isinstance(item, BeforeValidator) for item in info.metadata)
+        value = getattr(settings, name)
+        value = str(value) if plain and isinstance(value, float) else _env_value(value)
         if value is not None:
             env[f"MAILFLEET_{name.upper()}"] = value
     env["MAILFLEET_LOG_FORMAT"] = "json"
@@ -263,3 +267,21 @@ def http_get(port: int, path: str) -> tuple[int, str]:
         return error.code, error.read().decode()
     except urllib.error.URLError as error:  # not listening (yet)
         return 0, str(error)
+
+
+def take_events(connection: Connection, queue: str) -> list[tuple[str, Event]]:
+    """Every event in ``queue`` now, acked, with its routing key; each checked against its
+    AMQP properties."""
+    channel = connection.channel()
+    found = []
+    try:
+        while (message := channel.basic_get(queue)) is not None:
+            assert EVENT_TYPE == message.properties.get("type")
+            event = Event.from_wire(bytes(message.body))
+            assert event.event_id == message.properties.get("message_id")
+            assert 2 == message.properties.get("delivery_mode")
+            found.append((message.delivery_info["routing_key"], event))
+            channel.basic_ack(message.delivery_tag)
+    finally:
+        channel.close()
+    return found

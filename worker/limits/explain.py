@@ -6,8 +6,13 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from mailfleet.shared.job import EmailJob, parse_job
+import redis
+
+from mailfleet.shared.addresses import domain_of
+from mailfleet.shared.complaint_guard import ComplaintGuard
+from mailfleet.shared.job import EmailJob, Lane, parse_job
 from mailfleet.shared.redis_client import make_redis
+from mailfleet.shared.reports import ReportKeys
 from mailfleet.shared.settings import Settings
 from mailfleet.worker.limits.adaptive import AdaptiveLimits
 from mailfleet.worker.limits.bucket import Bucket
@@ -30,6 +35,7 @@ class Explanation:
     job_id: str
     lane: str
     limits: list[BucketState] = field(default_factory=list)
+    paused: str | None = None  # why the complaint guard holds this bulk job back
 
     @property
     def wait_s(self) -> float:
@@ -48,7 +54,9 @@ class Explanation:
             lines.append(
                 f"  {state.bucket:<28} {state.rate:>9}{slowed} burst {state.burst:<5} {now}"
             )
-        lines.append(f"would wait {self.wait_s}s")
+        if self.paused:
+            lines.append(f"  paused: {self.paused}")
+        lines.append(f"would wait {self.wait_s}s" + (" once the pause ends" if self.paused else ""))
         return "\n".join(lines)
 
 
@@ -72,9 +80,10 @@ def explain_job(settings: Settings, job: EmailJob) -> Explanation:
     try:
         limiter = RateLimiter(client, settings)
         states = [bucket_state(limiter, b) for b in limiter.buckets_for(job, job.recipients())]
+        paused = _pause_of(client, settings, job) if job.lane is Lane.BULK else None
     finally:
         client.close()
-    return Explanation(job.id, job.lane.value, states)
+    return Explanation(job.id, job.lane.value, states, paused)
 
 
 def explain(settings: Settings, path: Path) -> Explanation:
@@ -101,3 +110,21 @@ def fleet_limits(settings: Settings) -> FleetLimits:
     finally:
         client.close()
     return FleetLimits(states, slowdowns)
+
+
+def _pause_of(client: redis.Redis, settings: Settings, job: EmailJob) -> str | None:
+    guard = ComplaintGuard(
+        client,
+        ReportKeys(settings.names, settings.report_days),
+        settings.complaint_pause,
+        settings.complaint_min_sends,
+    )
+    sender = domain_of(job.from_)
+    for pause in guard.pauses():
+        if pause.domain == sender:
+            return (
+                f"bulk mail from {sender} is paused by the complaint guard: "
+                f"{pause.complained} complaints in {pause.sent} sends over 24 h "
+                f"({pause.rate * 100:.2f} %); `mailfleet resume {sender}` lifts it"
+            )
+    return None
