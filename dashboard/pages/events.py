@@ -1,14 +1,16 @@
 """Events and reports: the events tail (``mailfleet events tail``'s code) live as
 server-sent events, or collected for a few seconds without JavaScript.
 
-Delivery reports (per-domain rates) are shown once a ``mailfleet.producer.ops.report``
-module provides them; until then the page says they are not configured.
+Delivery reports are ``mailfleet report``'s (``producer/ops/report.py``): its counters
+by recipient domain over the last 7 days, with the hard-bounce and complaint rates and the
+sender domains the complaint guard paused.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from importlib.util import find_spec
 
 import anyio
@@ -20,16 +22,35 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from mailfleet.dashboard.pages.common import context_of
 from mailfleet.producer.connection import open_connection
 from mailfleet.producer.ops.events_tail import EventTail, binding_keys, describe
+from mailfleet.producer.ops.report import COUNTED, Report, days_back, read_report
+from mailfleet.shared.complaint_guard import ComplaintGuard
 from mailfleet.shared.errors import MailfleetError
 from mailfleet.shared.events import Event
+from mailfleet.shared.redis_client import make_redis
+from mailfleet.shared.reports import Metric, ReportKeys
 from mailfleet.shared.settings import Settings
 
 STREAM_SECONDS = 600.0  # one stream's life; the browser's EventSource reconnects after
 MAX_COLLECT_SECONDS = 10.0
 
 
+REPORT_SECONDS = 7 * 86400.0
+
+
 def reports_available() -> bool:
     return find_spec("mailfleet.producer.ops.report") is not None
+
+
+def domain_report(settings: Settings) -> Report:
+    """``mailfleet report --by domain --since 7d``, read the same way."""
+    client = make_redis(settings)
+    try:
+        keys = ReportKeys(settings.names, settings.report_days)
+        guard = ComplaintGuard(client, keys, settings.complaint_pause, settings.complaint_min_sends)
+        days = days_back(datetime.now(UTC), REPORT_SECONDS, settings.report_days)
+        return read_report(client, keys, days, "domain", guard)
+    finally:
+        client.close()
 
 
 def event_line(body: bytes) -> str:
@@ -64,13 +85,17 @@ async def page(request: Request) -> Response:
         except ValueError:
             seconds = 5.0
         collected = await run_in_threadpool(_collect, settings, seconds)
+    report = await run_in_threadpool(domain_report, settings) if reports_available() else None
     return context.renderer.page(
         request,
         "events.html",
         events_on=settings.events,
         exchange=settings.names.events_exchange,
         collected=collected,
-        reports=reports_available(),
+        reports=report is not None,
+        report=report,
+        counted=COUNTED,
+        rated=[Metric.HARD_BOUNCED, Metric.COMPLAINED],
     )
 
 

@@ -278,10 +278,21 @@ class TestActions:
         assert "job-7" in data
         assert "delivered" in data
 
-    def test_reports_say_not_configured(self, settings: Settings) -> None:
+    def test_the_delivery_report_by_domain_is_mailfleet_report_s(
+        self, settings: Settings, producer: Producer, smtp_server: SmtpSink
+    ) -> None:
+        """What a worker sent is counted, and shown per recipient domain with its rates."""
         with dashboard(settings) as server, httpx.Client(base_url=server.url) as client:
+            empty = client.get("/events").text
+            producer.publish_many([make_job(n) for n in range(3)])
+            WorkerThread(settings)
+            assert wait_until(lambda: smtp_server.count == 3, 30)
+            assert wait_until(lambda: 'id="report"' in client.get("/events").text, 15)
             page = client.get("/events").text
-        assert "Delivery reports are not configured." in page
+        assert "Nothing counted yet" in empty
+        row = re.search(r"<tr><td>example\.org</td>(.*?)</tr>", page, re.DOTALL)
+        assert row is not None
+        assert '<td class="num">3</td>' in row.group(1)  # sent
 
 
 @pytest.fixture(autouse=True)
