@@ -163,7 +163,10 @@ def main() -> int:
             ) as client:
                 for label, path in pages.items():
                     times = []
-                    for _ in range(args.rounds):
+                    # A letter's detail scans up to it; on RabbitMQ 3.x, up to the whole
+                    # queue once earlier reads moved it to the tail: a few rounds do.
+                    rounds = 3 if "letter?" in path else args.rounds
+                    for _ in range(rounds):
                         began = time.monotonic()
                         answer = client.get(path)
                         times.append(time.monotonic() - began)

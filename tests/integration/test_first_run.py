@@ -10,6 +10,11 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import pytest
+from pydantic import SecretStr
+
+from mailfleet.producer.devtools import demo
+from mailfleet.shared.settings import Settings
 from tests.integration.helpers import mailfleet_command
 
 
@@ -73,3 +78,32 @@ class TestDemoOwnServers:
         assert "MAILFLEET_AMQP_URL" in result.stderr
         assert "secret" not in result.stderr
         assert "of its own" not in result.stdout
+
+
+class TestDemoDefaults:
+    def test_default_urls_that_do_not_answer_bring_up_servers_of_its_own(
+        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The URLs left at their defaults, and nothing answering there (stood in for: the
+        shared servers here do answer, and are not to be stopped): the demo runs anyway."""
+        for name in list(os.environ):
+            if name.startswith("MAILFLEET_"):
+                monkeypatch.delenv(name)
+        settings = Settings()
+        assert not {"amqp_url", "redis_url"} & settings.model_fields_set
+        monkeypatch.setattr(demo, "_check_services", lambda _: "cannot reach RabbitMQ at …")
+        assert 0 == demo.run(settings, emails=20, workers=1)
+        out = capsys.readouterr().out
+        assert "nothing answers at the default URLs; starting throwaway servers" in out
+        assert "of its own (local binaries)" in out
+        assert "delivered 20" in out
+
+    def test_a_url_the_user_set_never_brings_up_servers(
+        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        settings = Settings(amqp_url=SecretStr("amqp://guest:guest@127.0.0.1:1/%2F"))
+        monkeypatch.setattr(demo, "_check_services", lambda _: "cannot reach RabbitMQ at X")
+        assert 1 == demo.run(settings, emails=1, workers=1)
+        captured = capsys.readouterr()
+        assert "mailfleet demo: cannot reach RabbitMQ at X" in captured.err
+        assert "throwaway" not in captured.out
