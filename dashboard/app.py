@@ -10,7 +10,15 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
-from mailfleet.dashboard.pages import dead_letters, events, limits, login, overview, suppression
+from mailfleet.dashboard.pages import (
+    dead_letters,
+    dlq_actions,
+    events,
+    limits,
+    login,
+    overview,
+    suppression,
+)
 from mailfleet.dashboard.pages.common import Context, context_of
 from mailfleet.dashboard.rendering import STATIC_DIR, Renderer
 from mailfleet.dashboard.security import Guard
@@ -21,10 +29,10 @@ ROUTES = [
     Route("/", overview.overview),
     Route("/dead-letters", dead_letters.table),
     Route("/dead-letters/letter", dead_letters.detail),
-    Route("/dead-letters/replay", dead_letters.replay_preview, methods=["GET"]),
-    Route("/dead-letters/replay", dead_letters.replay, methods=["POST"]),
-    Route("/dead-letters/purge", dead_letters.purge_preview, methods=["GET"]),
-    Route("/dead-letters/purge", dead_letters.purge, methods=["POST"]),
+    Route("/dead-letters/replay", dlq_actions.replay_preview, methods=["GET"]),
+    Route("/dead-letters/replay", dlq_actions.replay, methods=["POST"]),
+    Route("/dead-letters/purge", dlq_actions.purge_preview, methods=["GET"]),
+    Route("/dead-letters/purge", dlq_actions.purge, methods=["POST"]),
     Route("/suppression", suppression.listing),
     Route("/suppression/add", suppression.add, methods=["POST"]),
     Route("/suppression/remove", suppression.remove, methods=["POST"]),

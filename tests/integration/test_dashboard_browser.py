@@ -95,7 +95,7 @@ class TestDeadLetters:
         WorkerThread(settings)
         producer.publish(make_job(1))
         producer.publish(make_job(2))  # delivered: the table shows only the refused one
-        row = page.locator("table.letters tbody tr")
+        row = page.locator("table.letters tbody tr.letter")
 
         def listed() -> bool:
             page.goto(f"{server.url}dead-letters")
@@ -132,8 +132,8 @@ class TestDeadLetters:
             page.locator("#confirm").click()
             expect(page.locator("#result")).to_have_text("purged 2, left 1")
             page.goto(f"{server.url}dead-letters")
-            expect(page.locator("table.letters tbody tr")).to_have_count(1)
-            expect(page.locator("table.letters tbody tr")).to_contain_text("job-3")
+            expect(page.locator("table.letters tbody tr.letter")).to_have_count(1)
+            expect(page.locator("table.letters tbody tr.letter")).to_contain_text("job-3")
         finally:
             context.close()
 
@@ -147,6 +147,8 @@ class TestDeadLetters:
         expect(page.locator("[data-subject]")).to_have_text("<script>alert(1)</script>")
         assert 0 == page.locator("main script").count()
         page.goto(f"{server.url}dead-letters")
+        page.locator("tr.detail summary").first.click()  # the row unfolds: the same job
+        expect(page.locator("tr.detail pre.job")).to_contain_text("<script>alert(1)</script>")
         assert [] == dialogs
 
 

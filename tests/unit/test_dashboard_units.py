@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from mailfleet.dashboard.bind import check_bind, is_loopback
 from mailfleet.dashboard.chart import _nice_ceiling, rate_chart
-from mailfleet.dashboard.pages.dead_letters import _decode_shown, _encode_shown
+from mailfleet.dashboard.pages.dlq_actions import decode_shown, encode_shown
 from mailfleet.dashboard.security import session_value
 from mailfleet.producer.devtools import own_servers
 from mailfleet.producer.ops.dlq.filters import FilterError, build_selection
@@ -64,11 +64,11 @@ class TestSession:
 class TestShown:
     def test_fingerprints_survive_the_confirm_form(self) -> None:
         shown = [("a", "2026-01-01T00:00:00+00:00", "permanent", "550", ("x@y.org",))] * 2
-        assert {shown[0]: 2} == dict(_decode_shown(_encode_shown(shown)))
+        assert {shown[0]: 2} == dict(decode_shown(encode_shown(shown)))
 
     @pytest.mark.parametrize("text", ["", "nonsense", "{}", '[["a", 1]]', "[[1,2,3,4,5]]"])
     def test_anything_else_is_no_letter(self, text: str) -> None:
-        assert {} == dict(_decode_shown(text))
+        assert {} == dict(decode_shown(text))
 
 
 class TestCursor:
