@@ -15,6 +15,8 @@ from mailfleet.shared.job import EmailJob, Lane, parse_job
 from mailfleet.shared.redis_client import make_redis
 from mailfleet.shared.reports import ReportKeys
 from mailfleet.shared.settings import Settings
+from mailfleet.worker.limits.adaptive import AdaptiveLimits
+from mailfleet.worker.limits.bucket import Bucket
 from mailfleet.worker.limits.buckets import RateLimiter
 from mailfleet.worker.send_time import SendTime
 
@@ -67,26 +69,26 @@ class Explanation:
         return "\n".join(lines)
 
 
-def explain(settings: Settings, path: Path) -> Explanation:
-    """The limits for the job in ``path`` (raises InvalidJobError / RedisUnavailable)."""
-    job = parse_job(path.read_bytes(), settings.job_limits)
+def bucket_state(limiter: RateLimiter, bucket: Bucket) -> BucketState:
+    """``bucket``'s rate, burst and, read from Redis now, its slow-down and wait."""
+    factor, wait = limiter.state(bucket)
+    return BucketState(
+        bucket=bucket.label,
+        key=bucket.key,
+        rate=str(bucket.rate),
+        burst=bucket.burst,
+        factor=round(factor, 3),
+        effective_rate=str(bucket.slowed(factor).rate),
+        wait_s=round(wait, 3),
+    )
+
+
+def explain_job(settings: Settings, job: EmailJob) -> Explanation:
+    """The limits that apply to ``job`` and their state now (raises RedisUnavailable)."""
     client = make_redis(settings)
     try:
         limiter = RateLimiter(client, settings)
-        states = []
-        for bucket in limiter.buckets_for(job, job.recipients()):
-            factor, wait = limiter.state(bucket)
-            states.append(
-                BucketState(
-                    bucket=bucket.label,
-                    key=bucket.key,
-                    rate=str(bucket.rate),
-                    burst=bucket.burst,
-                    factor=round(factor, 3),
-                    effective_rate=str(bucket.slowed(factor).rate),
-                    wait_s=round(wait, 3),
-                )
-            )
+        states = [bucket_state(limiter, b) for b in limiter.buckets_for(job, job.recipients())]
         paused = _pause_of(client, settings, job) if job.lane is Lane.BULK else None
     finally:
         client.close()
@@ -102,6 +104,32 @@ def _window_of(settings: Settings, job: EmailJob) -> tuple[str | None, str | Non
     now = datetime.now(UTC).replace(microsecond=0)
     opens = window.opens_at(now)
     return window.describe(), opens.isoformat(), round((opens - now).total_seconds(), 3)
+
+
+def explain(settings: Settings, path: Path) -> Explanation:
+    """The limits for the job in ``path`` (raises InvalidJobError / RedisUnavailable)."""
+    return explain_job(settings, parse_job(path.read_bytes(), settings.job_limits))
+
+
+@dataclass(frozen=True)
+class FleetLimits:
+    """Every configured bucket's state, and the slow-down of each domain with a limit."""
+
+    buckets: list[BucketState]
+    slowdowns: dict[str, float]  # domain → factor (1.0: not slowed)
+
+
+def fleet_limits(settings: Settings) -> FleetLimits:
+    """What the dashboard's limits page shows (raises RedisUnavailable)."""
+    client = make_redis(settings)
+    try:
+        limiter = RateLimiter(client, settings)
+        states = [bucket_state(limiter, bucket) for bucket in limiter.configured_buckets()]
+        adaptive = AdaptiveLimits(client, settings.names, set(settings.domain_limits))
+        slowdowns = adaptive.refresh()
+    finally:
+        client.close()
+    return FleetLimits(states, slowdowns)
 
 
 def _pause_of(client: redis.Redis, settings: Settings, job: EmailJob) -> str | None:
