@@ -59,17 +59,6 @@ def quorum_arguments(dead_letter_exchange: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-# Dead letters are read by operators (``dlq list`` takes and hands back), and on RabbitMQ 4
-# every hand-back counts as a delivery of a quorum queue, whose limit defaults to 20 there:
-# the 21st look would drop the letter. An explicit, high limit keeps them, on 3.x and 4.x.
-KEPT_DELIVERY_LIMIT = 1_000_000
-
-
-def kept_arguments() -> dict[str, Any]:
-    """A quorum queue whose messages stay until someone acts on them (the dead letters)."""
-    return {"x-queue-type": "quorum", "x-delivery-limit": KEPT_DELIVERY_LIMIT}
-
-
 def tier_name(delay_seconds: float) -> str:
     return format_duration(delay_seconds)
 
@@ -108,7 +97,7 @@ def build_topology(names: Names, retry_delays: list[float], delivery_limit: int)
     delays = delay_tiers(names.delay_queue, names.delay_exchange, names.exchange, retry_delays)
     dead = QueueSpec(
         names.dead_queue,
-        kept_arguments(),
+        {"x-queue-type": "quorum"},
         (BindingSpec(names.dead_letter_exchange),),
     )
     return Topology(exchanges=exchanges, queues=(*lanes, *delays, dead))

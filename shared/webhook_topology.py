@@ -24,7 +24,6 @@ from mailfleet.shared.topology import (
     QueueSpec,
     Topology,
     delay_tiers,
-    kept_arguments,
     quorum_arguments,
 )
 from mailfleet.shared.webhooks import WebhookEndpoint, WebhookNames
@@ -82,7 +81,7 @@ def build_webhook_topology(
     tiers = delay_tiers(hooks.delay_queue, hooks.delay_exchange, hooks.exchange, retry_delays)
     dead = QueueSpec(
         names.events_dead_queue,
-        kept_arguments(),
+        {"x-queue-type": "quorum"},
         (BindingSpec(hooks.exchange, hooks.dead_key),),
     )
     return Topology(exchanges=exchanges, queues=(*endpoint_queues, *tiers, dead, *everything))

@@ -1,5 +1,5 @@
 """``mailfleet migrate`` and ``mailfleet declare --check``: the path of an upgrade whose
-queue arguments changed (e.g. the dead-letter queue's delivery limit for RabbitMQ 4)."""
+queue arguments changed (a new version's, or a changed ``MAILFLEET_DELIVERY_LIMIT``)."""
 
 from __future__ import annotations
 

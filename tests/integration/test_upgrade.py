@@ -1,6 +1,6 @@
-"""The upgrade path for queue arguments (RabbitMQ 4): `mailfleet declare --check` names the
-queues that differ, `mailfleet migrate` re-declares them with every message kept, on a real
-broker and a real queue holding messages."""
+"""The upgrade path for queue arguments: `mailfleet declare --check` names the queues that
+differ from what this version declares, `mailfleet migrate` re-declares them with every
+message kept, on a real broker and a real queue holding messages."""
 
 from __future__ import annotations
 
@@ -15,13 +15,25 @@ from mailfleet.producer.ops.migrate import MIGRATING, migrate_queue
 from mailfleet.producer.ops.queue_check import QueueState, check_queue, queue_exists
 from mailfleet.producer.topology import topology_of
 from mailfleet.shared.errors import BrokerError
-from mailfleet.shared.names import PERSISTENT, REASON
+from mailfleet.shared.job import Lane
+from mailfleet.shared.names import ATTEMPT, PERSISTENT
 from mailfleet.shared.settings import Settings
 from mailfleet.shared.topology import QueueSpec
-from tests.integration.helpers import drain_dead_letters, mailfleet_command, settings_env
+from tests.integration.helpers import (
+    drain_dead_letters,
+    mailfleet_command,
+    settings_env,
+    wait_until,
+)
 
-_OLD_DEAD_ARGUMENTS = {"x-queue-type": "quorum"}  # {ns}.dead as versions before 4.x readiness
-_LETTERS = 300
+_OLD_LIMIT = 5  # MAILFLEET_DELIVERY_LIMIT as an older deployment had it (now 20)
+_MESSAGES = 300
+
+
+def _lane_spec(settings: Settings) -> QueueSpec:
+    name = settings.names.lane_queue(Lane.TRANSACTIONAL)
+    [lane] = [queue for queue in topology_of(settings).queues if queue.name == name]
+    return lane
 
 
 def _dead_spec(settings: Settings) -> QueueSpec:
@@ -29,38 +41,33 @@ def _dead_spec(settings: Settings) -> QueueSpec:
     return dead
 
 
-def _declare_old_dead_queue(connection: Connection, settings: Settings) -> None:
-    """{ns}.dead as an older version left it: no delivery limit."""
+def _declare_old_lane_queue(connection: Connection, settings: Settings) -> None:
+    """{ns}.transactional as an older deployment left it: another delivery limit."""
+    lane = _lane_spec(settings)
+    arguments = {**lane.arguments, "x-delivery-limit": _OLD_LIMIT}
     channel = connection.channel()
     try:
-        channel.queue_delete(settings.names.dead_queue)
-        channel.queue_declare(
-            settings.names.dead_queue,
-            durable=True,
-            auto_delete=False,
-            arguments=_OLD_DEAD_ARGUMENTS,
-        )
-        channel.queue_bind(settings.names.dead_queue, settings.names.dead_letter_exchange, "")
+        channel.queue_delete(lane.name)
+        channel.queue_declare(lane.name, durable=True, auto_delete=False, arguments=arguments)
+        channel.queue_bind(lane.name, settings.names.exchange, Lane.TRANSACTIONAL.value)
     finally:
         channel.close()
 
 
-def _dead_letter(channel: amqp.Channel, settings: Settings, number: int) -> None:
-    # Each id twice: a dead-letter queue may hold one job more than once.
-    message = amqp.Message(
-        f"letter {number}".encode(),
-        message_id=f"job-{number // 2}",
-        delivery_mode=PERSISTENT,
-        application_headers={REASON: "permanent", "x-test-number": number},
-    )
-    channel.basic_publish_confirm(message, exchange=settings.names.dead_letter_exchange)
-
-
 def _fill(connection: Connection, settings: Settings, count: int) -> None:
+    """``count`` messages in the lane; each id twice (a queue may hold a job more than once)."""
     channel = connection.channel()
     try:
         for number in range(count):
-            _dead_letter(channel, settings, number)
+            message = amqp.Message(
+                f"message {number}".encode(),
+                message_id=f"job-{number // 2}",
+                delivery_mode=PERSISTENT,
+                application_headers={ATTEMPT: 1, "x-test-number": number},
+            )
+            channel.basic_publish_confirm(
+                message, exchange=settings.names.exchange, routing_key=Lane.TRANSACTIONAL.value
+            )
     finally:
         channel.close()
 
@@ -76,27 +83,41 @@ def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _letters(connection: Connection, settings: Settings) -> Counter[tuple[str, bytes, str, int]]:
-    return Counter(
-        (letter.job_id, letter.body, letter.reason, int(letter.headers["x-test-number"]))
-        for letter in drain_dead_letters(connection, settings)
-    )
+def _drain(connection: Connection, queue: str) -> Counter[tuple[str, bytes, int, int]]:
+    """Take every message of ``queue``: (id, body, attempt header, test number)."""
+    channel = connection.channel()
+    found: Counter[tuple[str, bytes, int, int]] = Counter()
+    try:
+        while (message := channel.basic_get(queue, no_ack=True)) is not None:
+            message_headers = message.properties.get("application_headers") or {}
+            found[
+                (
+                    str(message.properties.get("message_id")),
+                    bytes(message.body),
+                    int(message_headers[ATTEMPT]),
+                    int(message_headers["x-test-number"]),
+                )
+            ] += 1
+    finally:
+        channel.close()
+    return found
 
 
 class TestDeclareCheck:
     def test_a_queue_declared_by_an_older_version_is_reported(
         self, settings: Settings, amqp_connection: Connection
     ) -> None:
-        """--check exits 1 naming {ns}.dead and the argument that differs; declares nothing."""
-        _declare_old_dead_queue(amqp_connection, settings)
+        """--check exits 1 naming the lane queue and the argument that differs; declares
+        nothing."""
+        _declare_old_lane_queue(amqp_connection, settings)
 
         result = _cli(settings, "declare", "--check")
 
         assert 1 == result.returncode, result.stderr
-        dead = settings.names.dead_queue
-        assert f"{dead}: differs (inequivalent arg 'x-delivery-limit'" in result.stdout
+        lane = _lane_spec(settings).name
+        assert f"{lane}: differs (inequivalent arg 'x-delivery-limit'" in result.stdout
         assert "1 of " in result.stdout
-        assert QueueState.DIFFERS is check_queue(amqp_connection, _dead_spec(settings)).state
+        assert QueueState.DIFFERS is check_queue(amqp_connection, _lane_spec(settings)).state
 
     def test_a_current_namespace_matches(self, settings: Settings) -> None:
         """A namespace declared by this version: exit 0, every queue matches."""
@@ -110,25 +131,23 @@ class TestMigrate:
     def test_a_mis_declared_queue_is_re_declared_with_every_message_kept(
         self, settings: Settings, amqp_connection: Connection
     ) -> None:
-        """300 dead letters in an old {ns}.dead: after `migrate`, the queue matches and
-        holds the same 300 messages (ids, bodies, headers), none lost, none doubled."""
-        _declare_old_dead_queue(amqp_connection, settings)
-        _fill(amqp_connection, settings, _LETTERS)
+        """300 jobs in a lane queue of an older limit: after `migrate` the queue matches
+        and holds the same 300 messages (ids, bodies, headers), none lost, none doubled."""
+        _declare_old_lane_queue(amqp_connection, settings)
+        _fill(amqp_connection, settings, _MESSAGES)
+        lane = _lane_spec(settings).name
 
         result = _cli(settings, "migrate")
 
         assert 0 == result.returncode, result.stderr
-        assert (
-            f"{settings.names.dead_queue}: re-declared, {_LETTERS} messages kept" in result.stdout
-        )
+        assert f"{lane}: re-declared, {_MESSAGES} messages kept" in result.stdout
         assert 0 == _cli(settings, "declare", "--check").returncode
-        assert not queue_exists(amqp_connection, settings.names.dead_queue + MIGRATING)
-        letters = _letters(amqp_connection, settings)
+        assert not queue_exists(amqp_connection, lane + MIGRATING)
         expected = Counter(
-            (f"job-{number // 2}", f"letter {number}".encode(), "permanent", number)
-            for number in range(_LETTERS)
+            (f"job-{number // 2}", f"message {number}".encode(), 1, number)
+            for number in range(_MESSAGES)
         )
-        assert expected == letters
+        assert expected == _drain(amqp_connection, lane)
 
     def test_a_stopped_migration_is_finished_by_running_it_again(
         self, settings: Settings, amqp_connection: Connection
@@ -161,17 +180,28 @@ class TestMigrate:
         self, settings: Settings, amqp_connection: Connection
     ) -> None:
         """A consumer on the old queue: migrate refuses, and the queue keeps its messages."""
-        _declare_old_dead_queue(amqp_connection, settings)
+        _declare_old_lane_queue(amqp_connection, settings)
         _fill(amqp_connection, settings, 5)
+        lane = _lane_spec(settings)
         consumer = amqp_connection.channel()
         consumer.basic_qos(0, 1, False)
-        consumer.basic_consume(settings.names.dead_queue, callback=lambda message: None)
+        consumer.basic_consume(lane.name, callback=lambda message: None)
         try:
             with pytest.raises(BrokerError, match="has 1 consumer"):
-                migrate_queue(amqp_connection, _dead_spec(settings), confirm_timeout=30)
+                migrate_queue(amqp_connection, lane, confirm_timeout=30)
         finally:
             consumer.close()
 
-        assert QueueState.DIFFERS is check_queue(amqp_connection, _dead_spec(settings)).state
-        assert not queue_exists(amqp_connection, settings.names.dead_queue + MIGRATING)
-        assert 5 == sum(_letters(amqp_connection, settings).values())
+        assert QueueState.DIFFERS is check_queue(amqp_connection, lane).state
+        assert not queue_exists(amqp_connection, lane.name + MIGRATING)
+        assert wait_until(lambda: 5 == _ready(amqp_connection, lane.name), timeout=10)
+        assert 5 == sum(_drain(amqp_connection, lane.name).values())
+
+
+def _ready(connection: Connection, queue: str) -> int:
+    channel = connection.channel()
+    try:
+        _, ready, _ = channel.queue_declare(queue, passive=True)
+    finally:
+        channel.close()
+    return int(ready)
