@@ -3,6 +3,10 @@
 ``smtp://[user:pass@]host:port[?starttls=true|false&weight=N&rate=100/s]`` or ``smtps://…``
 (implicit TLS). STARTTLS is required by default for every relay that is not on loopback;
 ``starttls=false`` turns it off explicitly (a local sink, a trusted network).
+
+``source=IP`` binds the connection to that local address. Several relay URLs with the same
+host and different sources form a source-IP pool: each is a relay of its own, with its own
+weight, breaker and rate.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from mailfleet.shared.durations import Rate
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _DEFAULT_PORTS = {"smtp": 25, "smtps": 465}
-_OPTIONS = {"starttls", "weight", "rate"}
+_OPTIONS = {"starttls", "weight", "rate", "source"}
 
 
 def is_loopback(host: str) -> bool:
@@ -42,11 +46,14 @@ class Relay:
     password: SecretStr | None = field(default=None, repr=False)
     weight: int = 1
     rate: Rate | None = None
+    source: str | None = None  # the local address the connection binds to
 
     @property
     def name(self) -> str:
-        """``host:port``: how logs and metrics name the relay (no credentials)."""
-        return f"{self.host}:{self.port}"
+        """``host:port`` (``host:port@source`` with a source address): how logs, metrics and
+        rate-limit keys name the relay (no credentials)."""
+        where = f"{self.host}:{self.port}"
+        return where if self.source is None else f"{where}@{self.source}"
 
     @property
     def uses_starttls(self) -> bool:
@@ -67,7 +74,8 @@ class Relay:
             raise ValueError("relay URL has an invalid port") from exc
         if not 0 < port < 65536:
             raise ValueError("relay URL has an invalid port")
-        options = {key: values[-1].lower() for key, values in parse_qs(parts.query).items()}
+        query = parse_qs(parts.query, keep_blank_values=True)
+        options = {key: values[-1].lower() for key, values in query.items()}
         unknown = set(options) - _OPTIONS
         if unknown:
             raise ValueError(f"unknown relay option(s): {', '.join(sorted(unknown))}")
@@ -80,6 +88,7 @@ class Relay:
             password=SecretStr(unquote(parts.password)) if parts.password else None,
             weight=_weight(options.get("weight", "1")),
             rate=Rate.parse(options["rate"]) if "rate" in options else None,
+            source=_source(options["source"]) if "source" in options else None,
         )
 
 
@@ -97,3 +106,10 @@ def _weight(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise ValueError("weight must be a whole number of at least 1")
     return int(value)
+
+
+def _source(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"source must be an IP address of this host, got {value!r}") from None

@@ -62,6 +62,8 @@ def _relay_url(relay: Relay) -> str:
         options["starttls"] = str(relay.starttls).lower()
     if relay.rate is not None:
         options["rate"] = str(relay.rate)
+    if relay.source is not None:
+        options["source"] = relay.source
     query = "?" + "&".join(f"{key}={value}" for key, value in options.items())
     return f"{scheme}://{userinfo}{relay.host}:{relay.port}{query}"
 
