@@ -23,6 +23,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
+from mailfleet.shared.dkim_config import DkimKeyFile, parse_dkim_keys
 from mailfleet.shared.durations import Rate, parse_duration
 from mailfleet.shared.errors import ConfigError
 from mailfleet.shared.job import JobLimits, Lane
@@ -113,6 +114,17 @@ class Settings(BaseSettings):
     ] = Field(default_factory=lambda: [5.0, 30.0, 120.0, 600.0, 3600.0], min_length=1)
     webhook_concurrency: int = Field(default=4, ge=1, le=64)  # requests in flight per endpoint
     events_queue: bool = False  # also declare {ns}.events.all, bound to every event
+
+    # Deliverability (README "Sending to Gmail and Yahoo"). DKIM: sender domain -> its keys,
+    # read by the worker at start-up (shared/dkim_config.py).
+    dkim_keys: Annotated[dict[str, list[DkimKeyFile]], BeforeValidator(parse_dkim_keys)] = Field(
+        default_factory=dict
+    )
+    # One-click unsubscribe: the public base URL of `mailfleet unsubscribe-server`, an
+    # optional mailto address, and the secret its links are signed with.
+    unsubscribe_url: str | None = None
+    unsubscribe_mailto: str | None = None
+    unsubscribe_secret: SecretStr | None = None
 
     metrics_port: int = Field(default=9108, ge=0, le=65535)
     log_format: Literal["json", "console"] = "console"

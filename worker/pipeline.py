@@ -22,6 +22,7 @@ from mailfleet.worker.dispatch import Dispatcher
 from mailfleet.worker.inbox import Delivery, GiveBack
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.mime.build import build_message
+from mailfleet.worker.mime.finish import Finisher
 from mailfleet.worker.redis_gate import RedisGate
 from mailfleet.worker.retry import RetryPolicy
 from mailfleet.worker.settle import Settler
@@ -46,6 +47,7 @@ class Pipeline:
         settler: Settler,
         gate: RedisGate,
         metrics: WorkerMetrics,
+        finisher: Finisher | None = None,
     ) -> None:
         self._limits = limits
         self._retry = retry
@@ -54,6 +56,7 @@ class Pipeline:
         self._settler = settler
         self._gate = gate
         self._metrics = metrics
+        self._finisher = finisher
 
     def handle_batch(self, deliveries: list[Delivery], transport: Transport) -> None:
         """Handle deliveries taken together: one Redis round trip reads every job's
@@ -125,7 +128,10 @@ class Pipeline:
                 sent_before = [*recipients.already_sent, *recipients.to_send]  # twins: just now
                 self._settler.duplicate(delivery, job, sent_before)
         else:
-            envelope = Envelope(bare_address(job.from_), to_send, build_message(job))
+            message = build_message(job)
+            if self._finisher is not None:
+                message = self._finisher.finish(job, to_send, message)
+            envelope = Envelope(bare_address(job.from_), to_send, message)
         batch.envelopes[index] = envelope
         return envelope
 

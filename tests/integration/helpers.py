@@ -80,6 +80,13 @@ def _env_value(value: Any) -> str | None:  # noqa: PLR0911 (one return per setti
         return ",".join(_relay_url(relay) for relay in value)
     if isinstance(value, list):
         return ",".join(f"{round(item * 1000)}ms" for item in value)
+    if isinstance(value, dict) and any(isinstance(item, list) for item in value.values()):
+        return json.dumps(  # e.g. the DKIM keys: a list of models per domain
+            {
+                str(key): [entry.model_dump(mode="json") for entry in item]
+                for key, item in value.items()
+            }
+        )
     if isinstance(value, dict):
         return json.dumps({str(key): str(item) for key, item in value.items()})
     if isinstance(value, float):
