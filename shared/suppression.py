@@ -3,6 +3,11 @@
 A hash of lower-cased address → JSON ``{"reason": ..., "at": ...}``. The worker adds an
 address when a relay says the mailbox is bad (e.g. 5.1.1) and skips suppressed recipients;
 operators manage it with ``mailfleet suppression list|add|remove``.
+
+Beside it, ``{ns}:suppressed:scoped`` holds suppressions for one scope only, one sender
+domain's one list (``shared/scope.py``): a one-click unsubscribe writes there, so the same
+person still gets the sender's transactional mail. Its fields are address, domain and list
+joined by line breaks; the values are the same JSON.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import redis
 
 from mailfleet.shared.names import Names
 from mailfleet.shared.redis_client import redis_errors
+from mailfleet.shared.scope import EVERYTHING, Scope, split_field
 
 
 @dataclass(frozen=True)
@@ -22,12 +28,14 @@ class Suppressed:
     address: str
     reason: str
     at: float
+    scope: str = EVERYTHING  # or "sender domain/list"
 
 
 class SuppressionList:
     def __init__(self, client: redis.Redis, names: Names) -> None:
         self._client = client
         self.key = names.redis_key("suppressed")
+        self.scoped_key = names.redis_key("suppressed", "scoped")
 
     def add(self, address: str, reason: str) -> None:
         entry = json.dumps({"reason": reason[:500], "at": time.time()})
@@ -48,3 +56,27 @@ class SuppressionList:
             name = address.decode() if isinstance(address, bytes) else str(address)
             result.append(Suppressed(name, str(data.get("reason", "")), float(data.get("at", 0))))
         return sorted(result, key=lambda item: item.address)
+
+    def add_scoped(self, address: str, scope: Scope, reason: str) -> None:
+        """Suppress ``address`` for ``scope`` only (one sender domain's one list)."""
+        entry = json.dumps({"reason": reason[:500], "at": time.time()})
+        with redis_errors("cannot write the suppression list"):
+            self._client.hset(self.scoped_key, scope.field(address), entry)
+
+    def remove_scoped(self, address: str, scope: Scope) -> bool:
+        """Lift ``address``'s suppression for ``scope``; True if it was there."""
+        with redis_errors("cannot write the suppression list"):
+            return bool(self._client.hdel(self.scoped_key, scope.field(address)))
+
+    def scoped_entries(self) -> list[Suppressed]:
+        """Every scoped suppression, by address, then scope."""
+        with redis_errors("cannot read the suppression list"):
+            raw = self._client.hgetall(self.scoped_key)
+        result = []
+        for field, entry in raw.items():
+            text = field.decode() if isinstance(field, bytes) else str(field)
+            address, scope = split_field(text)
+            data = json.loads(entry)
+            reason, at = str(data.get("reason", "")), float(data.get("at", 0))
+            result.append(Suppressed(address, reason, at, str(scope)))
+        return sorted(result, key=lambda item: (item.address, item.scope))

@@ -40,8 +40,9 @@ SECRET_SETTINGS = {
     "smtp_username",
     "smtp_password",
     "webhooks",  # the endpoints' secrets
+    "unsubscribe_secret",  # signs the one-click unsubscribe links
 }
-UNSET_SETTINGS = {"smtp_ca_file"}
+UNSET_SETTINGS = {"smtp_ca_file", "dkim_keys"}
 # Metrics the RabbitMQ exporter provides (an assumption stated in alerts.yml).
 EXPORTER_METRICS = {"rabbitmq_queue_messages_ready"}
 

@@ -65,7 +65,7 @@ def check_finishing(settings: Settings) -> None:
 
 def unsubscribe_headers(settings: Settings) -> ListUnsubscribe | None:
     url = settings.unsubscribe_url
-    if url is None:
+    if not url:
         return None
     if urlsplit(url).scheme not in ("https", "http") or not urlsplit(url).netloc:
         raise ConfigError(f"MAILFLEET_UNSUBSCRIBE_URL: {url!r} is not an http(s) URL")
@@ -74,4 +74,4 @@ def unsubscribe_headers(settings: Settings) -> ListUnsubscribe | None:
             "MAILFLEET_UNSUBSCRIBE_SECRET: must be set with MAILFLEET_UNSUBSCRIBE_URL"
         )
     tokens = UnsubscribeTokens(settings.unsubscribe_secret)
-    return ListUnsubscribe(url, tokens, settings.unsubscribe_mailto)
+    return ListUnsubscribe(url, tokens, settings.unsubscribe_mailto or None)
