@@ -27,6 +27,7 @@ from mailfleet.shared.dkim_config import DkimKeyFile, parse_dkim_keys
 from mailfleet.shared.durations import Rate, parse_duration
 from mailfleet.shared.errors import ConfigError
 from mailfleet.shared.job import JobLimits, Lane
+from mailfleet.shared.limit_spec import Limit
 from mailfleet.shared.names import Names
 from mailfleet.shared.relays import Relay
 from mailfleet.shared.webhooks import WebhookEndpoint, parse_webhooks
@@ -51,7 +52,24 @@ def _parse_if_text(parser: Any) -> BeforeValidator:
     return BeforeValidator(lambda value: parser(value) if isinstance(value, str) else value)
 
 
+def _relay_list(value: Any) -> Any:
+    """A JSON list, or relay URLs separated by commas (a comma inside a URL's ``?rate=``
+    list is not a separator: only one before ``smtp://`` or ``smtps://`` is)."""
+    if isinstance(value, str) and not value.strip().startswith("["):
+        return [
+            item.strip() for item in re.split(r",(?=\s*(?:smtps?://|$))", value) if item.strip()
+        ]
+    return _list_or_csv(value)
+
+
+def _limit(value: Any) -> Any:
+    if isinstance(value, str):
+        return Limit.parse(value)
+    return Limit.of(value) if isinstance(value, Rate) else value
+
+
 RateSetting = Annotated[Rate, _parse_if_text(Rate.parse)]
+LimitSetting = Annotated[Limit, BeforeValidator(_limit)]  # "200/s,500000/d"
 DurationSetting = Annotated[float, _parse_if_text(parse_duration)]
 RelaySetting = Annotated[Relay, _parse_if_text(Relay.parse)]
 
@@ -67,7 +85,7 @@ class Settings(BaseSettings):
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     namespace: str = "mailfleet"
 
-    smtp_relays: Annotated[list[RelaySetting], NoDecode, BeforeValidator(_list_or_csv)] = Field(
+    smtp_relays: Annotated[list[RelaySetting], NoDecode, BeforeValidator(_relay_list)] = Field(
         default_factory=lambda: [Relay.parse("smtp://127.0.0.1:1025")], min_length=1
     )
     smtp_timeout: DurationSetting = 10.0
@@ -86,10 +104,11 @@ class Settings(BaseSettings):
     concurrency: int = Field(default=8, ge=1, le=256)
     shutdown_grace: DurationSetting = 25.0
 
-    rate_limit: RateSetting | None = None
+    # Each a pace and/or budgets per hour and day (shared/limit_spec.py).
+    rate_limit: LimitSetting | None = None
     rate_burst: int | None = Field(default=None, ge=1)
-    domain_limits: dict[str, RateSetting] = Field(default_factory=dict)
-    lane_limits: dict[Lane, RateSetting] = Field(default_factory=dict)
+    domain_limits: dict[str, LimitSetting] = Field(default_factory=dict)
+    lane_limits: dict[Lane, LimitSetting] = Field(default_factory=dict)
 
     retry_delays: Annotated[list[DurationSetting], NoDecode, BeforeValidator(_list_or_csv)] = Field(
         default_factory=lambda: [5.0, 30.0, 120.0, 600.0, 3600.0], min_length=1
@@ -162,7 +181,7 @@ class Settings(BaseSettings):
 
     @field_validator("domain_limits")
     @classmethod
-    def _lower_domains(cls, value: dict[str, Rate]) -> dict[str, Rate]:
+    def _lower_domains(cls, value: dict[str, Limit]) -> dict[str, Limit]:
         return {domain.lower(): rate for domain, rate in value.items()}
 
     @field_validator("log_level", mode="before")

@@ -19,7 +19,7 @@ from mailfleet.shared.job import EmailJob, JobLimits, parse_message
 from mailfleet.shared.recipients import RecipientFilter, Recipients, wanted
 from mailfleet.shared.relays import Relay
 from mailfleet.worker.dispatch import Dispatcher
-from mailfleet.worker.inbox import Delivery, GiveBack
+from mailfleet.worker.inbox import Delivery, GiveBack, OverBudget
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.mime.build import build_message
 from mailfleet.worker.mime.finish import Finisher
@@ -174,6 +174,9 @@ class Pipeline:
         if isinstance(result, GiveBack):
             if result is GiveBack.STOPPING:
                 self._settler.requeue(delivery)
+            return
+        if isinstance(result, OverBudget):
+            self._settler.over_budget(delivery, job, result)
             return
         self._metrics.send_seconds.observe(time.monotonic() - sending)
         batch.sent.setdefault(job.id, set()).update(result.accepted)
