@@ -21,7 +21,7 @@ import redis
 from mailfleet.shared.addresses import domain_of
 from mailfleet.shared.durations import Rate, format_duration
 from mailfleet.shared.job import EmailJob, Lane
-from mailfleet.shared.limit_spec import Limit
+from mailfleet.shared.limit_spec import DAY, Limit
 from mailfleet.shared.names import Names
 from mailfleet.shared.redis_client import redis_errors
 from mailfleet.shared.relays import Relay
@@ -111,7 +111,7 @@ class RateLimiter:
             buckets.append(
                 budget_bucket(
                     names.redis_key("rate", key, window),
-                    f"{label} per {window}",
+                    f"{label} per {'day' if budget.window_seconds == DAY else 'hour'}",
                     budget.window_seconds,
                     (budget.count,),
                 )
@@ -126,7 +126,7 @@ class RateLimiter:
             warmup = budget_bucket(
                 names.redis_key("rate", key, "warmup"),
                 f"{label} warm-up",
-                86400,
+                DAY,
                 relay.warmup.caps,
                 relay.warmup.first_day,
             )
