@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import dkim
 import pytest
 
 from mailfleet.shared.dkim_config import DkimKeyFile
@@ -17,6 +18,7 @@ from mailfleet.shared.settings import load_settings
 from mailfleet.worker.mime.build import build_message
 from mailfleet.worker.mime.dkim import DkimSigner
 from mailfleet.worker.mime.dkim_keys import Algorithm, load_keys
+from mailfleet.worker.mime.dkim_rsa import OpenSslRsaDKIM
 from tests.dkim_fixtures import (
     StubDns,
     ed25519_key_file,
@@ -210,3 +212,24 @@ class TestSigning:
         signer = DkimSigner(load_keys({DOMAIN: [entry("ed1", ed_file)]}))
         assert signer.sign(message(**{"from": "a@other.org"}), "other.org") is None
         assert signer.sign(message(**{"from": "a@com"}), "com") is None
+
+
+class TestOpenSslRsa:
+    """The RSA step through OpenSSL gives dkimpy's own header, byte for byte."""
+
+    def test_same_header_as_dkimpy(self, rsa_file: Path) -> None:
+        """PKCS#1 v1.5 is deterministic: with the same t= both headers are equal."""
+        key = load_keys({DOMAIN: [entry("rsa1", rsa_file)]})[DOMAIN][0]
+        raw = message()
+        arguments: dict[str, Any] = {
+            "include_headers": [b"from", b"to", b"subject"],
+            "canonicalize": (b"relaxed", b"relaxed"),
+        }
+        for _ in range(3):  # t= is the second: try again if one fell across a tick
+            ours = OpenSslRsaDKIM(raw, key.rsa).sign(
+                b"rsa1", DOMAIN.encode(), key.private, **arguments
+            )
+            theirs = dkim.DKIM(raw).sign(b"rsa1", DOMAIN.encode(), key.private, **arguments)
+            if signatures(ours + raw)[0][b"t"] == signatures(theirs + raw)[0][b"t"]:
+                break
+        assert theirs == ours

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dkim
 
 from mailfleet.worker.mime.dkim_keys import DkimKey
+from mailfleet.worker.mime.dkim_rsa import OpenSslRsaDKIM
 
 # The headers signed when present (From always is: dkimpy refuses to sign without it).
 SIGNED_HEADERS = (
@@ -61,17 +62,23 @@ class DkimSigner:
         present = header_names(message)
         # From twice: a From added later on the way would then break the signature.
         signed = [b"from", *(name for name in SIGNED_HEADERS if name in present)]
-        signatures = [
-            dkim.sign(
-                message,
+        signatures = [self._signature(message, key, signed) for key in keys]
+        return b"".join(signatures) + message
+
+    @staticmethod
+    def _signature(message: bytes, key: DkimKey, signed: list[bytes]) -> bytes:
+        signer = (
+            dkim.DKIM(message, linesep=b"\r\n")
+            if key.rsa is None
+            else OpenSslRsaDKIM(message, key.rsa)
+        )
+        return bytes(
+            signer.sign(
                 key.selector.encode(),
                 key.domain.encode(),
                 key.private,
                 canonicalize=_CANONICALIZE,
                 include_headers=signed,
                 signature_algorithm=key.algorithm.value.encode(),
-                linesep=b"\r\n",
             )
-            for key in keys
-        ]
-        return b"".join(signatures) + message
+        )

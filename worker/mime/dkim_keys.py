@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from dkim.crypto import UnparsableKeyError, parse_pem_private_key
 
 from mailfleet.shared.dkim_config import DkimKeyFile
 from mailfleet.shared.errors import ConfigError
+from mailfleet.worker.mime.dkim_rsa import load_rsa
 
 MIN_RSA_BITS = 2048
 _SETTING = "MAILFLEET_DKIM_KEYS"
@@ -42,6 +44,7 @@ class DkimKey:
     selector: str
     algorithm: Algorithm
     private: bytes = field(repr=False)
+    rsa: RSAPrivateKey | None = field(default=None, repr=False)  # OpenSSL's copy, to sign
 
 
 def load_keys(config: dict[str, list[DkimKeyFile]]) -> dict[str, list[DkimKey]]:
@@ -63,7 +66,13 @@ def _load(domain: str, entry: DkimKeyFile) -> DkimKey:
     except OSError as exc:
         raise _problem(domain, entry.key_file, f"cannot be read ({exc.strerror})") from None
     algorithm, private = _parse(domain, entry.key_file, data)
-    return DkimKey(domain, entry.selector, algorithm, private)
+    if algorithm is Algorithm.ED25519:
+        return DkimKey(domain, entry.selector, algorithm, private)
+    try:
+        openssl = load_rsa(private)
+    except (TypeError, ValueError):
+        raise _problem(domain, entry.key_file, "is not an RSA or Ed25519 private key") from None
+    return DkimKey(domain, entry.selector, algorithm, private, openssl)
 
 
 def _parse(domain: str, path: Path, data: bytes) -> tuple[Algorithm, bytes]:
