@@ -26,6 +26,7 @@ from mailfleet.producer.devtools.sink import SmtpSink
 from mailfleet.shared import names as headers
 from mailfleet.shared.durations import Rate
 from mailfleet.shared.job import EmailJob
+from mailfleet.shared.limit_spec import Limit
 from mailfleet.shared.relays import Relay
 from mailfleet.shared.settings import Settings
 from mailfleet.worker.runner import Worker
@@ -60,8 +61,11 @@ def _relay_url(relay: Relay) -> str:
     options = {"weight": str(relay.weight)}
     if relay.starttls is not None:
         options["starttls"] = str(relay.starttls).lower()
-    if relay.rate is not None:
-        options["rate"] = str(relay.rate)
+    if relay.rate is not None or relay.budgets:
+        options["rate"] = str(Limit(relay.rate, relay.budgets))
+    if relay.warmup is not None:
+        options["warmup"] = str(relay.warmup)
+        options["since"] = relay.warmup.since.isoformat()
     if relay.source is not None:
         options["source"] = relay.source
     query = "?" + "&".join(f"{key}={value}" for key, value in options.items())
