@@ -13,7 +13,7 @@ $(VENV)/.installed: $(SOURCES)
 	test -x $(BIN)/python || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	rm -rf build/__editable__*  # links to modules that were moved or deleted must go
-	$(BIN)/python -m pip install -q -e '.[dev,django,devtools]' --config-settings editable_mode=strict
+	$(BIN)/python -m pip install -q -e '.[dev,django,devtools,inbound]' --config-settings editable_mode=strict
 	touch $@
 
 demo: $(VENV)/.installed
@@ -41,7 +41,7 @@ bench: $(VENV)/.installed
 # The peer benchmark needs Dramatiq: the `bench` extra, installed on top of the dev venv.
 # Options go in PEERS, e.g. `make bench-peers PEERS="--n 2000 --rounds 1"`.
 $(VENV)/.installed-bench: pyproject.toml | $(VENV)/.installed
-	$(BIN)/python -m pip install -q -e '.[dev,django,devtools,bench]' --config-settings editable_mode=strict
+	$(BIN)/python -m pip install -q -e '.[dev,django,devtools,inbound,bench]' --config-settings editable_mode=strict
 	touch $@
 
 bench-peers: $(VENV)/.installed $(VENV)/.installed-bench

@@ -36,6 +36,10 @@ COMMANDS: dict[str, str] = {
     "schema": "mailfleet.shared.schema:register",
     "webhooks": "mailfleet.worker.webhooks.cli:register",
     "unsubscribe-server": "mailfleet.producer.unsubscribe.cli:register",
+    "inbound": "mailfleet.worker.bounces.cli:register",
+    "report": "mailfleet.producer.ops.report:register",
+    "resume": "mailfleet.producer.ops.report:register",
+    "bounce": "mailfleet.worker.bounces.cli:register",
 }
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 

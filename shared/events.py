@@ -28,7 +28,8 @@ _EVENT_IDS = uuid.UUID("6f1c1c5e-3a55-4d0e-9a5c-6d2b8f3c1a10")
 class EventKind(StrEnum):
     DELIVERED = "delivered"  # the relay accepted this recipient
     DEFERRED = "deferred"  # a transient failure: retried at next_attempt_at
-    BOUNCED = "bounced"  # a permanent SMTP failure for this recipient
+    BOUNCED = "bounced"  # a permanent failure: the relay's reply, or a DSN that came back
+    COMPLAINED = "complained"  # the recipient reported the email as spam (an ARF report)
     DEAD_LETTERED = "dead_lettered"  # given up on, with the reason
     SUPPRESSED = "suppressed"  # not sent: the recipient is on the suppression list
     DUPLICATE_SKIPPED = "duplicate_skipped"  # not sent: already accepted for this job id

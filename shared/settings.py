@@ -30,6 +30,7 @@ from mailfleet.shared.job import JobLimits, Lane
 from mailfleet.shared.limit_spec import Limit
 from mailfleet.shared.names import Names
 from mailfleet.shared.relays import Relay
+from mailfleet.shared.verp import Verp
 from mailfleet.shared.webhooks import WebhookEndpoint, parse_webhooks
 
 ENV_PREFIX = "MAILFLEET_"
@@ -144,6 +145,14 @@ class Settings(BaseSettings):
     unsubscribe_url: str | None = None
     unsubscribe_mailto: str | None = None
     unsubscribe_secret: SecretStr | None = None
+    # Bounces and complaints (worker/bounces/): VERP return paths under this domain.
+    bounce_domain: str | None = None
+    bounce_localpart: str = Field(default="bounces", pattern=r"^[A-Za-z0-9._-]{1,30}$")
+    bounce_secret: SecretStr | None = Field(default=None, validate_default=True)
+    inbound_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)  # larger: ignored
+    report_days: int = Field(default=35, ge=1, le=400)  # delivery report counters kept
+    complaint_pause: float = Field(default=0.003, gt=0, le=1)  # 24 h rate that pauses bulk
+    complaint_min_sends: int = Field(default=1000, ge=1)  # sends in 24 h before it can
 
     metrics_port: int = Field(default=9108, ge=0, le=65535)
     log_format: Literal["json", "console"] = "console"
@@ -184,6 +193,27 @@ class Settings(BaseSettings):
     def _lower_domains(cls, value: dict[str, Limit]) -> dict[str, Limit]:
         return {domain.lower(): rate for domain, rate in value.items()}
 
+    @field_validator("bounce_domain")
+    @classmethod
+    def _bounce_domain(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        domain = value.strip().lower()
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?", domain) or ".." in domain:
+            raise ValueError(f"{domain!r} is not a domain name")
+        return domain
+
+    @field_validator("bounce_secret")
+    @classmethod
+    def _bounce_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if info.data.get("bounce_domain") is None:
+            return value
+        if value is None:
+            raise ValueError("must be set when MAILFLEET_BOUNCE_DOMAIN is (it signs the tokens)")
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
@@ -192,6 +222,13 @@ class Settings(BaseSettings):
     @property
     def names(self) -> Names:
         return Names(self.namespace)
+
+    @property
+    def verp(self) -> Verp | None:
+        """The VERP tokens of the bounce domain; None when no bounce domain is set."""
+        if self.bounce_domain is None or self.bounce_secret is None:
+            return None
+        return Verp(self.bounce_domain, self.bounce_secret, self.bounce_localpart)
 
     @property
     def job_limits(self) -> JobLimits:

@@ -31,6 +31,11 @@ class Suppressed:
     scope: str = EVERYTHING  # or "sender domain/list"
 
 
+def entry_json(reason: str) -> str:
+    """The list's value for an address suppressed now for ``reason``."""
+    return json.dumps({"reason": reason[:500], "at": time.time()})
+
+
 class SuppressionList:
     def __init__(self, client: redis.Redis, names: Names) -> None:
         self._client = client
@@ -38,7 +43,7 @@ class SuppressionList:
         self.scoped_key = names.redis_key("suppressed", "scoped")
 
     def add(self, address: str, reason: str) -> None:
-        entry = json.dumps({"reason": reason[:500], "at": time.time()})
+        entry = entry_json(reason)
         with redis_errors("cannot write the suppression list"):
             self._client.hset(self.key, address.lower(), entry)
 
@@ -59,7 +64,7 @@ class SuppressionList:
 
     def add_scoped(self, address: str, scope: Scope, reason: str) -> None:
         """Suppress ``address`` for ``scope`` only (one sender domain's one list)."""
-        entry = json.dumps({"reason": reason[:500], "at": time.time()})
+        entry = entry_json(reason)
         with redis_errors("cannot write the suppression list"):
             self._client.hset(self.scoped_key, scope.field(address), entry)
 

@@ -42,19 +42,29 @@ class WriteAheadLedger:
         self._ttl = int(ttl_seconds)
         self._connection: Connection | None = None
         self._unread = 0  # replies written for and not yet read
+        self._queued: list[tuple[str | int, ...]] = []  # counters, sent with the next write
+
+    def queue(self, commands: list[tuple[str | int, ...]]) -> None:
+        """Commands that may wait: written with the next mark, or at :meth:`flush`."""
+        self._queued += commands
 
     def mark(self, job_id: str, recipients: list[str]) -> None:
         """Record that the relay accepted ``job_id`` for ``recipients``: sent to Redis now."""
         key = self._names.sent_ledger(job_id)
         now = str(time.time())
         fields = [part for rcpt in recipients for part in (rcpt, now)]
-        commands = [
+        commands: list[tuple[str | int, ...]] = [
             ("HSET", key, *fields),
             ("EXPIRE", key, self._ttl),
             ("INCRBY", self._names.delivered_counter, len(recipients)),
         ]
+        self._write(commands, "cannot write the sent ledger")
+
+    def _write(self, commands: list[tuple[str | int, ...]], failure: str) -> None:
+        commands = [*self._queued, *commands]
+        self._queued = []
         try:
-            with redis_errors("cannot write the sent ledger"):
+            with redis_errors(failure):
                 connection = self._connection or self._connect()
                 # No health-check PING: its reply would be read in place of an unread mark's.
                 packed = connection.pack_commands(commands)
@@ -67,6 +77,11 @@ class WriteAheadLedger:
     def flush(self) -> None:
         """Read the replies of every mark written since the last flush. A failure is logged,
         never raised: the relay accepted those emails, so acking them is still right."""
+        if self._queued:
+            try:
+                self._write([], "cannot write the report counters")
+            except RedisUnavailable as exc:
+                log.warning("counters_write_failed", error=str(exc))
         if not self._unread or self._connection is None:
             return
         unread, self._unread = self._unread, 0
@@ -125,6 +140,10 @@ class HeldAcks:
         self._held = []
 
 
+class Flushable(Protocol):
+    def flush(self) -> None: ...
+
+
 class EventSink(Protocol):
     def publish(self, events: list[Event]) -> None: ...
 
@@ -142,7 +161,10 @@ class BatchCommit:
         events: EventRecorder | None = None,
         sink: EventSink | None = None,
         stopping: threading.Event | None = None,
+        *,
+        tally: Flushable | None = None,
     ) -> None:
+        self.tally = tally
         self.ledger = ledger
         self.acks = acks
         self.events = events or EventRecorder(enabled=False)
@@ -150,6 +172,8 @@ class BatchCommit:
         self._stopping = stopping or threading.Event()
 
     def commit(self) -> None:
+        if self.tally is not None:
+            self.tally.flush()  # its counts go out with the marks' replies read
         self.ledger.flush()
         if self._publish_events():
             self.acks.release()

@@ -24,14 +24,21 @@ _STAGES = 2
 _LATER_STAGE = {EventKind.DEAD_LETTERED}
 
 
-def _replays(delivery: Delivery) -> int:
+def replays_of(delivery: Delivery) -> int:
+    """How often the delivery's job came back from the dead-letter queue."""
     replays = delivery.headers.get(REPLAYS, 0)
     return replays if isinstance(replays, int) and replays >= 0 else 0
 
 
-def _seq(delivery: Delivery, kind: EventKind) -> int:
+def seq_of(replays: int, attempt: int, kind: EventKind) -> int:
+    """The ``seq`` of an event of ``kind`` at that attempt. A report that comes back later
+    (a bounce, a complaint) follows its attempt's delivery."""
     stage = 1 if kind in _LATER_STAGE else 0
-    return (_replays(delivery) * _ATTEMPTS_PER_ROUND + delivery.attempt) * _STAGES + stage
+    return (replays * _ATTEMPTS_PER_ROUND + attempt) * _STAGES + stage
+
+
+def _seq(delivery: Delivery, kind: EventKind) -> int:
+    return seq_of(replays_of(delivery), delivery.attempt, kind)
 
 
 def smtp_detail(reply: SmtpReply) -> SmtpDetail:
@@ -71,7 +78,7 @@ class EventRecorder:
         next_at = utc_ms(now + timedelta(seconds=retry_in)) if retry_in is not None else None
         occurred = utc_ms(now)
         seq = _seq(delivery, kind)
-        replays = _replays(delivery)
+        replays = replays_of(delivery)
         tags, metadata = dict(job.tags), dict(job.metadata)
         for rcpt in recipients:
             answer = replies.get(rcpt, reply) if replies else reply

@@ -15,6 +15,7 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 class WorkerMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.paused: frozenset[str] = frozenset()  # as the senders' last batches read it
         self.jobs = Counter(
             "mailfleet_jobs",
             "Jobs settled, by outcome and lane.",
@@ -37,6 +38,12 @@ class WorkerMetrics:
             "mailfleet_smtp_replies",
             "SMTP replies per recipient, by code (0 = none).",
             ["code"],
+            registry=self.registry,
+        )
+        self.reports = Counter(
+            "mailfleet_report",
+            "Recipients counted in the delivery reports, by metric, lane and sender domain.",
+            ["metric", "lane", "sender_domain"],
             registry=self.registry,
         )
         self.send_seconds = Histogram(
@@ -111,8 +118,22 @@ class WorkerMetrics:
             )
         )
 
+    def watch_paused(self) -> None:
+        """Export :attr:`paused`, the sender domains whose bulk mail the guard holds back."""
+        self.registry.register(
+            _GaugeCollector(
+                "mailfleet_bulk_paused",
+                "1 for a sender domain whose bulk mail the complaint guard paused.",
+                "sender_domain",
+                lambda: dict.fromkeys(self.paused, 1.0),
+            )
+        )
+
     def job(self, outcome: str, lane: str) -> None:
         self.jobs.labels(outcome=outcome, lane=lane).inc()
+
+    def report(self, metric: str, lane: str, sender_domain: str, count: int) -> None:
+        self.reports.labels(metric=metric, lane=lane, sender_domain=sender_domain).inc(count)
 
 
 class _GaugeCollector(Collector):

@@ -13,16 +13,19 @@ from datetime import UTC, datetime
 
 import structlog
 
-from mailfleet.shared.addresses import bare_address
+from mailfleet.shared.addresses import domain_of
+from mailfleet.shared.complaint_guard import ComplaintGuard
 from mailfleet.shared.errors import InvalidJobError
-from mailfleet.shared.job import EmailJob, JobLimits, parse_message
+from mailfleet.shared.job import EmailJob, JobLimits, Lane, parse_message
 from mailfleet.shared.recipients import RecipientFilter, Recipients, wanted
 from mailfleet.shared.relays import Relay
 from mailfleet.worker.dispatch import Dispatcher
+from mailfleet.worker.envelopes import Envelopes
 from mailfleet.worker.inbox import Delivery, GiveBack, OverBudget
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.mime.build import build_message
 from mailfleet.worker.mime.finish import Finisher
+from mailfleet.worker.paused import PausedSenders
 from mailfleet.worker.redis_gate import RedisGate
 from mailfleet.worker.retry import RetryPolicy
 from mailfleet.worker.settle import Settler
@@ -48,7 +51,13 @@ class Pipeline:
         gate: RedisGate,
         metrics: WorkerMetrics,
         finisher: Finisher | None = None,
+        envelopes: Envelopes | None = None,
+        guard: ComplaintGuard | None = None,
+        paused: PausedSenders | None = None,
     ) -> None:
+        self._envelopes = envelopes or Envelopes()
+        self._guard = guard
+        self._paused = paused or PausedSenders()
         self._limits = limits
         self._retry = retry
         self._recipients = recipients
@@ -73,16 +82,27 @@ class Pipeline:
         eligible = [i for i, rcpts in enumerate(per_job) if rcpts and i not in twins]
         asked = [(*jobs[i], per_job[i]) for i in eligible]
         plan = self._dispatcher.plan_lease(asked)
-        read = self._gate.run(lambda: self._recipients.split_with(jobs, per_job, plan.calls))
+        bulk = any(delivery.lane is Lane.BULK for delivery, _ in jobs)
+        guarded = self._guard is not None and bulk and self._paused.due()
+        calls = [*plan.calls, self._guard.read_call()] if self._guard and guarded else plan.calls
+        read = self._gate.run(lambda: self._recipients.split_with(jobs, per_job, calls))
         if read is None:  # stopping while Redis is away: give the messages back
             for delivery, _ in jobs:
                 self._settler.requeue(delivery)
             return
         split, answers = read
+        if guarded:
+            self._paused.update(ComplaintGuard.paused_of(answers[-1]))
+            self._metrics.paused = self._paused.domains
+            answers = answers[:-1]
         batch = _Batch(jobs, split, twins)
         leases = self._dispatcher.finish_lease(asked, plan, answers)
         batch.leased = {i for i, granted in zip(eligible, leases, strict=True) if granted}
         for index, (delivery, job) in enumerate(jobs):
+            if delivery.lane is Lane.BULK and domain_of(job.from_) in self._paused.domains:
+                self._settler.pause(delivery, job)
+                batch.envelopes[index] = None  # nothing to chain behind
+                continue
             try:
                 self._send(batch, index, transport)
             except Exception:
@@ -131,7 +151,7 @@ class Pipeline:
             message = build_message(job)
             if self._finisher is not None:
                 message = self._finisher.finish(job, to_send, message)
-            envelope = Envelope(bare_address(job.from_), to_send, message)
+            envelope = self._envelopes.of(job, to_send, message)
         batch.envelopes[index] = envelope
         return envelope
 
@@ -142,10 +162,11 @@ class Pipeline:
         following = index + 1
         if following >= len(batch.jobs) or batch.has_twins(following):
             return None  # a twin's recipients depend on what the one before it achieved
-        if not transport.chains(relay):
-            return None
+        current = batch.envelopes.get(index)
+        if not transport.chains(relay) or current is None or current.parts:
+            return None  # a job of several transactions is sent on its own
         envelope = self._envelope(batch, following)
-        if envelope is None:
+        if envelope is None or envelope.parts:
             return None
         drawn = batch.drawn[following] = self._dispatcher.draw()
         if drawn != relay:

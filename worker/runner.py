@@ -65,6 +65,7 @@ class Worker:
             redis=lambda: self._redis_up and self._gate.healthy,
         )
         self.metrics.watch_domains(parts.adaptive.factors)
+        self.metrics.watch_paused()
         self.metrics.watch_relays(lambda: {k: str(v) for k, v in parts.relays.states().items()})
 
     def readiness(self) -> dict[str, bool]:

@@ -10,9 +10,11 @@ from typing import Any, Protocol
 import structlog
 
 from mailfleet.shared.addresses import domain_of
+from mailfleet.shared.complaint_guard import RECHECK_SECONDS
 from mailfleet.shared.errors import RedisUnavailable
 from mailfleet.shared.events import EventKind
 from mailfleet.shared.job import EmailJob
+from mailfleet.shared.reports import Command, ReportKeys
 from mailfleet.shared.settings import Settings
 from mailfleet.shared.topology import tier_name
 from mailfleet.worker.events import EventRecorder
@@ -22,6 +24,7 @@ from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.retry import RetryPolicy, sort_refused
 from mailfleet.worker.smtp.replies import SmtpReply
 from mailfleet.worker.smtp.transport import SendResult
+from mailfleet.worker.tally import Tally
 
 log = structlog.get_logger("mailfleet.worker")
 _ACCEPTED = SmtpReply(250, "")  # the event of an accepted recipient: its reply is not kept
@@ -43,6 +46,13 @@ def _on_the_list(recipients: list[str]) -> str:
 
 def _domains(recipients: Iterable[str]) -> str:
     return ",".join(sorted({domain_of(rcpt) for rcpt in recipients}))
+
+
+class _NoQueue:
+    """Where the counters of a settler built without a tally go: nowhere."""
+
+    def queue(self, commands: list[Command]) -> None:
+        pass
 
 
 class Suppressor(Protocol):
@@ -67,6 +77,7 @@ class Settler:
         metrics: WorkerMetrics,
         adaptive: Adaptive,
         events: EventRecorder | None = None,
+        tally: Tally | None = None,
     ) -> None:
         self._policy = RetryPolicy.from_settings(settings)
         self._acker = acker
@@ -76,6 +87,7 @@ class Settler:
         self._metrics = metrics
         self._adaptive = adaptive
         self._events = events or EventRecorder(enabled=False)
+        self._tally = tally or Tally(_NoQueue(), ReportKeys(settings.names), metrics)
 
     def requeue(self, delivery: Delivery) -> None:
         self._acker.requeue(delivery)
@@ -142,6 +154,15 @@ class Settler:
         self._metrics.job("over_budget", delivery.lane)
         self._acker.ack(delivery)
 
+    def pause(self, delivery: Delivery, job: EmailJob) -> None:
+        """Hold bulk mail of a sender domain the complaint guard paused: in a delay tier,
+        without using an attempt, until the pause is lifted."""
+        delay = self._policy.wait_tier(RECHECK_SECONDS / 5)
+        self._forward.to_tier(delivery, delay, delivery.attempt, delivery.only_recipients)
+        log.info("bulk_paused", job_id=job.id, sender=domain_of(job.from_), wait_s=delay)
+        self._metrics.job("paused", delivery.lane)
+        self._acker.ack(delivery)
+
     def settle(
         self,
         delivery: Delivery,
@@ -160,6 +181,7 @@ class Settler:
             "duration_ms": round((time.monotonic() - started) * 1000, 1),
         }
         if result.accepted:
+            self._tally.sent(delivery, job, result.accepted)  # its references go with the mark
             try:
                 self._ledger.mark(job.id, result.accepted)
             except RedisUnavailable as exc:  # delivered all the same: acking is still right
@@ -188,6 +210,7 @@ class Settler:
         if suppressed:
             self._dead_letter_suppressed(delivery, job, suppressed)
         if permanent:
+            self._tally.hard_bounced(delivery, job, permanent)
             self._events.record(
                 EventKind.BOUNCED, delivery, job, permanent, replies=permanent, relay=result.relay
             )
@@ -205,6 +228,7 @@ class Settler:
             return
         delay = self._policy.delay_after(attempt)
         self._forward.to_tier(delivery, delay, attempt + 1, self._subset(job, refused))
+        self._tally.deferred(delivery, job, refused)
         self._events.record(
             EventKind.DEFERRED,
             delivery,
@@ -237,6 +261,7 @@ class Settler:
         reply = next(iter(refused.values()))
         self._forward.dead_letter(delivery, reason, str(reply), self._subset(job, refused))
         self._count_dead_letter(reason, delivery)
+        self._tally.dead_lettered(delivery, job, refused)
         self._events.record(
             EventKind.DEAD_LETTERED,
             delivery,
@@ -261,6 +286,7 @@ class Settler:
         error = _on_the_list(recipients)
         self._forward.dead_letter(delivery, "suppressed", error, self._subset(job, recipients))
         self._count_dead_letter("suppressed", delivery)
+        self._tally.suppressed(delivery, job, recipients)
         self._events.record(EventKind.SUPPRESSED, delivery, job, recipients)
         self._events.record(EventKind.DEAD_LETTERED, delivery, job, recipients, reason="suppressed")
 

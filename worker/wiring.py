@@ -9,9 +9,12 @@ from dataclasses import dataclass
 
 import redis
 
+from mailfleet.shared.complaint_guard import ComplaintGuard
 from mailfleet.shared.recipients import RecipientFilter
 from mailfleet.shared.redis_client import make_redis
+from mailfleet.shared.reports import ReportKeys
 from mailfleet.shared.sent_ledger import SentLedger
+from mailfleet.shared.sent_refs import SentRefs
 from mailfleet.shared.settings import Settings
 from mailfleet.shared.suppression import SuppressionList
 from mailfleet.shared.topology import Topology, build_topology
@@ -20,6 +23,7 @@ from mailfleet.worker.broker.consumer import LaneConsumer
 from mailfleet.worker.broker.event_publisher import EventPublisher
 from mailfleet.worker.broker.republisher import Republisher
 from mailfleet.worker.dispatch import Dispatcher
+from mailfleet.worker.envelopes import Envelopes
 from mailfleet.worker.events import EventRecorder
 from mailfleet.worker.inbox import Inbox
 from mailfleet.worker.limits.adaptive import AdaptiveLimits
@@ -27,12 +31,14 @@ from mailfleet.worker.limits.admission import Admission
 from mailfleet.worker.limits.buckets import RateLimiter
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.mime.finish import Finisher, build_finisher
+from mailfleet.worker.paused import PausedSenders
 from mailfleet.worker.pipeline import Pipeline
 from mailfleet.worker.redis_gate import RedisGate
 from mailfleet.worker.retry import RetryPolicy
 from mailfleet.worker.settle import Settler
 from mailfleet.worker.smtp.relay_pool import RelayPool
 from mailfleet.worker.smtp.transport import SmtpTransport, Transport
+from mailfleet.worker.tally import Tally
 
 TransportFactory = Callable[[], Transport]
 _MAX_BATCH = 8
@@ -59,6 +65,7 @@ class Parts:
     transports: TransportFactory  # one transport per sender thread
     finisher: Finisher  # List-Unsubscribe and DKIM, the last steps of building a message
     batch: int  # deliveries a sender takes at once
+    paused: PausedSenders  # the complaint guard's pauses, as last read
 
 
 def build(settings: Settings, transports: TransportFactory | None = None) -> Parts:
@@ -94,6 +101,7 @@ def build(settings: Settings, transports: TransportFactory | None = None) -> Par
         # Enough for one Redis round trip to pay for several emails, few enough that the
         # prefetched messages still spread over the senders.
         batch=max(1, min(_MAX_BATCH, settings.prefetch // settings.concurrency)),
+        paused=PausedSenders(),
     )
 
 
@@ -117,8 +125,12 @@ def sender(parts: Parts) -> tuple[Pipeline, BatchCommit]:
         EventPublisher(settings) if settings.events else None,
         parts.stopping,
     )
+    refs = SentRefs(parts.redis, settings.names, settings.sent_ttl) if settings.verp else None
+    keys = ReportKeys(settings.names, settings.report_days)
+    commit.tally = tally = Tally(commit.ledger, keys, parts.metrics, refs)
     settler = Settler(
         settings=settings,
+        tally=tally,
         acker=commit.acks,
         publisher=parts.republisher,
         ledger=commit.ledger,
@@ -136,5 +148,10 @@ def sender(parts: Parts) -> tuple[Pipeline, BatchCommit]:
         gate=parts.gate,
         metrics=parts.metrics,
         finisher=parts.finisher,
+        envelopes=Envelopes(settings.verp),
+        guard=ComplaintGuard(
+            parts.redis, keys, settings.complaint_pause, settings.complaint_min_sends
+        ),
+        paused=parts.paused,
     )
     return pipeline, commit

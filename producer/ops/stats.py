@@ -57,6 +57,7 @@ class Stats:
     delivered_total: int | None
     interval_s: float
     rate_per_s: float | None
+    paused: tuple[str, ...] = ()  # sender domains whose bulk mail the complaint guard holds
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +69,7 @@ class Stats:
             "delivered_total": self.delivered_total,
             "interval_s": round(self.interval_s, 3),
             "send_rate_per_s": None if self.rate_per_s is None else round(self.rate_per_s, 3),
+            "bulk_paused": list(self.paused),
         }
 
 
@@ -135,8 +137,17 @@ class StatsReader:
             delivered_total=after.delivered,
             interval_s=after.monotonic - before.monotonic,
             rate_per_s=send_rate(before, after),
+            paused=self.paused(),
         )
         return stats, after
+
+    def paused(self) -> tuple[str, ...]:
+        """The complaint guard's paused sender domains (none when Redis is away)."""
+        try:
+            domains = self._redis.hkeys(self._settings.names.redis_key("paused"))
+        except REDIS_DOWN:
+            return ()
+        return tuple(sorted(d.decode() if isinstance(d, bytes) else str(d) for d in domains))
 
 
 def render(stats: Stats, redis_error: str | None = None) -> str:
@@ -163,6 +174,8 @@ def render(stats: Stats, redis_error: str | None = None) -> str:
             f"send rate: {stats.rate_per_s:.1f}/s over {stats.interval_s:.1f}s "
             f"(delivered in all: {stats.delivered_total})"
         )
+    if stats.paused:
+        lines.append(f"bulk paused by the complaint guard: {', '.join(stats.paused)}")
     return "\n".join(lines)
 
 

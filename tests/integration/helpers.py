@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kombu.connection import Connection
-from pydantic import SecretStr
+from pydantic import BeforeValidator, SecretStr
 
 from mailfleet.producer.devtools.sink import SmtpSink
 from mailfleet.shared import names as headers
@@ -101,8 +101,11 @@ def _env_value(value: Any) -> str | None:  # noqa: PLR0911 (one return per setti
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a ``mailfleet`` subprocess use exactly ``settings``."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("MAILFLEET_")}
-    for name in Settings.model_fields:
-        value = _env_value(getattr(settings, name))
+    for name, info in Settings.model_fields.items():
+        # A duration is a float read through a parser; any other float is written as is.
+        plain = not any(isinstance(item, BeforeValidator) for item in info.metadata)
+        value = getattr(settings, name)
+        value = str(value) if plain and isinstance(value, float) else _env_value(value)
         if value is not None:
             env[f"MAILFLEET_{name.upper()}"] = value
     env["MAILFLEET_LOG_FORMAT"] = "json"

@@ -41,8 +41,9 @@ SECRET_SETTINGS = {
     "smtp_password",
     "webhooks",  # the endpoints' secrets
     "unsubscribe_secret",  # signs the one-click unsubscribe links
+    "bounce_secret",
 }
-UNSET_SETTINGS = {"smtp_ca_file", "dkim_keys"}
+UNSET_SETTINGS = {"smtp_ca_file", "dkim_keys", "bounce_domain"}
 # Metrics the RabbitMQ exporter provides (an assumption stated in alerts.yml).
 EXPORTER_METRICS = {"rabbitmq_queue_messages_ready"}
 

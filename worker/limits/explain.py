@@ -11,9 +11,14 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from mailfleet.shared.job import parse_job
+import redis
+
+from mailfleet.shared.addresses import domain_of
+from mailfleet.shared.complaint_guard import ComplaintGuard
+from mailfleet.shared.job import EmailJob, Lane, parse_job
 from mailfleet.shared.limit_spec import DAY
 from mailfleet.shared.redis_client import make_redis
+from mailfleet.shared.reports import ReportKeys
 from mailfleet.shared.settings import Settings
 from mailfleet.worker.limits.bucket import Bucket
 from mailfleet.worker.limits.buckets import RateLimiter
@@ -47,6 +52,7 @@ class Explanation:
     job_id: str
     lane: str
     limits: list[BucketState] = field(default_factory=list)
+    paused: str | None = None  # why the complaint guard holds this bulk job back
 
     @property
     def wait_s(self) -> float:
@@ -60,7 +66,9 @@ class Explanation:
         if not self.limits:
             lines.append("  no limit applies (MAILFLEET_RATE_LIMIT, _DOMAIN_LIMITS, _LANE_LIMITS)")
         lines += [state.describe() for state in self.limits]
-        lines.append(f"would wait {self.wait_s}s")
+        if self.paused:
+            lines.append(f"  paused: {self.paused}")
+        lines.append(f"would wait {self.wait_s}s" + (" once the pause ends" if self.paused else ""))
         return "\n".join(lines)
 
 
@@ -74,9 +82,10 @@ def explain(settings: Settings, path: Path) -> Explanation:
         for relay_buckets in limiter.relay_buckets().values():
             buckets += relay_buckets
         states = [_state(limiter, bucket) for bucket in buckets]
+        paused = _pause_of(client, settings, job) if job.lane is Lane.BULK else None
     finally:
         client.close()
-    return Explanation(job.id, job.lane.value, states)
+    return Explanation(job.id, job.lane.value, states, paused)
 
 
 def _state(limiter: RateLimiter, bucket: Bucket) -> BucketState:
@@ -116,3 +125,21 @@ def _spell(seconds: float) -> str:
     if hours:
         return f"{hours}h {minutes}m"
     return f"{minutes}m {secs}s" if minutes else f"{secs}s"
+
+
+def _pause_of(client: redis.Redis, settings: Settings, job: EmailJob) -> str | None:
+    guard = ComplaintGuard(
+        client,
+        ReportKeys(settings.names, settings.report_days),
+        settings.complaint_pause,
+        settings.complaint_min_sends,
+    )
+    sender = domain_of(job.from_)
+    for pause in guard.pauses():
+        if pause.domain == sender:
+            return (
+                f"bulk mail from {sender} is paused by the complaint guard: "
+                f"{pause.complained} complaints in {pause.sent} sends over 24 h "
+                f"({pause.rate * 100:.2f} %); `mailfleet resume {sender}` lifts it"
+            )
+    return None

@@ -38,6 +38,8 @@ class Envelope:
     sender: str
     recipients: list[str]
     data: bytes
+    # One transaction per part instead (a return path per recipient, see worker/envelopes.py).
+    parts: tuple[Envelope, ...] = ()
 
 
 @dataclass
@@ -127,6 +129,8 @@ class SmtpTransport:
         return None
 
     def send(self, envelope: Envelope, relay: Relay, then: Envelope | None = None) -> SendResult:
+        if envelope.parts:
+            return self._send_parts(envelope, relay)
         result = SendResult(relay=relay.name)
         chained = self._chained.pop(relay, None)
         if chained is not None and chained[0] is not envelope:
@@ -170,6 +174,23 @@ class SmtpTransport:
             if not 200 <= code < 300
         }
         result.accepted = [rcpt for rcpt in envelope.recipients if rcpt not in result.refused]
+        return result
+
+    def _send_parts(self, envelope: Envelope, relay: Relay) -> SendResult:
+        """Each part in turn, on one connection, without chaining the next email. Once a
+        part was accepted, a relay failure is no longer the relay's: trying the envelope on
+        another relay would send the accepted parts twice, so the rest are retried later."""
+        result = SendResult(relay=relay.name)
+        for index, part in enumerate(envelope.parts):
+            sent = self.send(part, relay)
+            result.accepted += sent.accepted
+            result.refused.update(sent.refused)
+            if sent.relay_failed:
+                reply = next(iter(sent.refused.values()))
+                for later in envelope.parts[index + 1 :]:
+                    result.refused.update(dict.fromkeys(later.recipients, reply))
+                result.relay_failed = not result.accepted
+                break
         return result
 
     def _transaction(
