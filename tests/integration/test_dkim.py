@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from mailfleet.producer.devtools.sink import SmtpSink
 from mailfleet.producer.publisher import Producer
 from mailfleet.shared.dkim_config import DkimKeyFile
@@ -90,3 +92,30 @@ class TestStartUp:
         ] == lines
         key_text = short.read_text().splitlines()[1]
         assert key_text not in result.stderr
+
+
+class TestWithVerp:
+    def test_signatures_still_verify_under_verp(
+        self, settings: Settings, producer: Producer, smtp_server: SmtpSink, tmp_path: Path
+    ) -> None:
+        """With a bounce domain each recipient gets its own return path and X-Mailfleet-Ref
+        header, added after signing: every copy still verifies, and a two-recipient job is
+        two signed transactions."""
+        dns = StubDns()
+        signing = key_settings(settings, tmp_path, dns).model_copy(
+            update={
+                "bounce_domain": "bounces.dual.example",
+                "bounce_secret": SecretStr("test-secret-0123456789"),
+            }
+        )
+        producer.publish(
+            make_job(1, **{"from": f"Shop <shop@{DUAL}>", "to": ["a@example.org", "b@example.org"]})
+        )
+
+        assert 0 == WorkerThread(signing, burst=True).join(timeout=60)
+
+        assert 2 == smtp_server.count
+        for received in smtp_server.messages:
+            assert received.mail_from.endswith("@bounces.dual.example")
+            assert b"X-Mailfleet-Ref:" in received.data
+            assert [True, True] == verify_each(received.data, dns)
