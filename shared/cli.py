@@ -36,6 +36,8 @@ COMMANDS: dict[str, str] = {
     "schema": "mailfleet.shared.schema:register",
     "webhooks": "mailfleet.worker.webhooks.cli:register",
     "unsubscribe-server": "mailfleet.producer.unsubscribe.cli:register",
+    "template": "mailfleet.producer.templates_cli:register",
+    "campaign": "mailfleet.producer.campaigns.cli:register",
     "inbound": "mailfleet.worker.bounces.cli:register",
     "report": "mailfleet.producer.ops.report:register",
     "resume": "mailfleet.producer.ops.report:register",

@@ -115,3 +115,21 @@ class Names:
     def sent_ledger(self, job_id: str) -> str:
         """The recipients of ``job_id`` a relay already accepted (a hash)."""
         return self.redis_key("sent", job_id)
+
+    def template(self, name: str) -> str:
+        """A template's versions (a hash: ``v<N>`` → source JSON, ``t<N>`` → time put,
+        ``latest`` → N); never expires, versions are never changed."""
+        return self.redis_key("template", name)
+
+    @property
+    def template_index(self) -> str:
+        """The names of every stored template (a set)."""
+        return self.redis_key("templates")
+
+    def campaign(self, campaign_id: str) -> str:
+        """A campaign's counters (a hash), kept as long as the sent ledger."""
+        return self.redis_key("campaign", campaign_id)
+
+    def campaign_published(self, campaign_id: str) -> str:
+        """The recipients (address digests) whose job the broker confirmed (a set)."""
+        return self.redis_key("campaign", campaign_id, "published")

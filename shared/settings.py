@@ -30,6 +30,7 @@ from mailfleet.shared.job import JobLimits, Lane
 from mailfleet.shared.limit_spec import Limit
 from mailfleet.shared.names import Names
 from mailfleet.shared.relays import Relay
+from mailfleet.shared.send_window import SendWindow
 from mailfleet.shared.verp import Verp
 from mailfleet.shared.webhooks import WebhookEndpoint, parse_webhooks
 
@@ -122,6 +123,10 @@ class Settings(BaseSettings):
 
     max_recipients: int = Field(default=100, ge=1)
     max_job_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+
+    # Templates and campaigns (shared/templates/, shared/send_window.py).
+    lane_windows: dict[Lane, SendWindow] = Field(default_factory=dict)  # a lane's default window
+    max_rendered_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)  # subject + text + html
 
     # Webhooks (``mailfleet webhooks``, see shared/webhooks.py): endpoints, each with a queue.
     webhooks: Annotated[list[WebhookEndpoint], NoDecode, BeforeValidator(parse_webhooks)] = Field(

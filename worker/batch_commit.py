@@ -163,8 +163,10 @@ class BatchCommit:
         stopping: threading.Event | None = None,
         *,
         tally: Flushable | None = None,
+        campaigns: Flushable | None = None,
     ) -> None:
         self.tally = tally
+        self.campaigns = campaigns  # per-campaign counters (worker/campaign_counts.py)
         self.ledger = ledger
         self.acks = acks
         self.events = events or EventRecorder(enabled=False)
@@ -174,6 +176,8 @@ class BatchCommit:
     def commit(self) -> None:
         if self.tally is not None:
             self.tally.flush()  # its counts go out with the marks' replies read
+        if self.campaigns is not None:
+            self.campaigns.flush()
         self.ledger.flush()
         if self._publish_events():
             self.acks.release()

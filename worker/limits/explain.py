@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import redis
@@ -22,6 +23,7 @@ from mailfleet.shared.reports import ReportKeys
 from mailfleet.shared.settings import Settings
 from mailfleet.worker.limits.bucket import Bucket
 from mailfleet.worker.limits.buckets import RateLimiter
+from mailfleet.worker.send_time import SendTime
 
 
 @dataclass(frozen=True)
@@ -53,10 +55,14 @@ class Explanation:
     lane: str
     limits: list[BucketState] = field(default_factory=list)
     paused: str | None = None  # why the complaint guard holds this bulk job back
+    window: str | None = None  # its send window, its own or its lane's
+    window_opens_at: str | None = None  # ISO 8601 UTC; now, while the window is open
+    window_wait_s: float = 0.0
 
     @property
     def wait_s(self) -> float:
-        return max((state.wait_s for state in self.limits), default=0.0)
+        buckets = max((state.wait_s for state in self.limits), default=0.0)
+        return max(buckets, self.window_wait_s)
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "wait_s": self.wait_s}, indent=2)
@@ -66,6 +72,9 @@ class Explanation:
         if not self.limits:
             lines.append("  no limit applies (MAILFLEET_RATE_LIMIT, _DOMAIN_LIMITS, _LANE_LIMITS)")
         lines += [state.describe() for state in self.limits]
+        if self.window is not None:
+            when = f"opens {self.window_opens_at}" if self.window_wait_s else "open now"
+            lines.append(f"  send window {self.window}: {when}")
         if self.paused:
             lines.append(f"  paused: {self.paused}")
         lines.append(f"would wait {self.wait_s}s" + (" once the pause ends" if self.paused else ""))
@@ -85,7 +94,18 @@ def explain(settings: Settings, path: Path) -> Explanation:
         paused = _pause_of(client, settings, job) if job.lane is Lane.BULK else None
     finally:
         client.close()
-    return Explanation(job.id, job.lane.value, states, paused)
+    window, opens_at, window_wait = _window_of(settings, job)
+    return Explanation(job.id, job.lane.value, states, paused, window, opens_at, window_wait)
+
+
+def _window_of(settings: Settings, job: EmailJob) -> tuple[str | None, str | None, float]:
+    """The job's send window (its own or its lane's), when it opens next, and the wait."""
+    window = SendTime(settings.lane_windows).window_of(job)
+    if window is None:
+        return None, None, 0.0
+    now = datetime.now(UTC).replace(microsecond=0)
+    opens = window.opens_at(now)
+    return window.describe(), opens.isoformat(), round((opens - now).total_seconds(), 3)
 
 
 def _state(limiter: RateLimiter, bucket: Bucket) -> BucketState:
