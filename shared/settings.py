@@ -160,6 +160,8 @@ class Settings(BaseSettings):
     complaint_min_sends: int = Field(default=1000, ge=1)  # sends in 24 h before it can
 
     metrics_port: int = Field(default=9108, ge=0, le=65535)
+    # ``mailfleet dashboard``: every request must carry it; binding beyond loopback needs it.
+    dashboard_token: SecretStr | None = None
     log_format: Literal["json", "console"] = "console"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

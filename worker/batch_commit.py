@@ -23,6 +23,7 @@ from mailfleet.shared.errors import MailfleetError, RedisUnavailable
 from mailfleet.shared.events import Event
 from mailfleet.shared.names import Names
 from mailfleet.shared.redis_client import REDIS_DOWN, redis_errors
+from mailfleet.shared.send_history import record_commands
 from mailfleet.worker.events import EventRecorder
 from mailfleet.worker.inbox import Delivery
 
@@ -33,7 +34,8 @@ class WriteAheadLedger:
     """The sent ledger's ``mark``, pipelined: written now, its replies read by :meth:`flush`.
 
     Same keys and effect as :class:`~mailfleet.shared.sent_ledger.SentLedger`: a hash per
-    job id (recipient → time) kept for the ledger's TTL, and the delivered counter.
+    job id (recipient → time) kept for the ledger's TTL, the delivered counter and its
+    10-second slot (``shared/send_history.py``).
     """
 
     def __init__(self, client: redis.Redis, names: Names, ttl_seconds: float) -> None:
@@ -57,6 +59,7 @@ class WriteAheadLedger:
             ("HSET", key, *fields),
             ("EXPIRE", key, self._ttl),
             ("INCRBY", self._names.delivered_counter, len(recipients)),
+            *record_commands(self._names, len(recipients), time.time()),
         ]
         self._write(commands, "cannot write the sent ledger")
 

@@ -43,7 +43,12 @@ SECRET_SETTINGS = {
     "unsubscribe_secret",  # signs the one-click unsubscribe links
     "bounce_secret",
 }
-UNSET_SETTINGS = {"smtp_ca_file", "dkim_keys", "bounce_domain"}
+UNSET_SETTINGS = {
+    "smtp_ca_file",
+    "dkim_keys",
+    "bounce_domain",
+    "dashboard_token",
+}  # the last: no worker reads it
 # Metrics the RabbitMQ exporter provides (an assumption stated in alerts.yml).
 EXPORTER_METRICS = {"rabbitmq_queue_messages_ready"}
 

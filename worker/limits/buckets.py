@@ -135,6 +135,17 @@ class RateLimiter:
             replace(bucket, per_relay=True) if bucket.is_budget else bucket for bucket in buckets
         ]
 
+    def configured_buckets(self) -> list[Bucket]:
+        """Every bucket the settings name: global, per domain, per lane, per relay."""
+        buckets = list(self._global)
+        for domain in sorted(self._domains):
+            buckets += self._domains[domain]
+        for lane in Lane:
+            buckets += self._lanes.get(lane, ())
+        for relay_buckets in self._relays.values():
+            buckets += relay_buckets
+        return buckets
+
     @property
     def configured(self) -> bool:
         return bool(self._global or self._domains or self._lanes or self._relays)

@@ -21,6 +21,7 @@ from mailfleet.shared.limit_spec import DAY
 from mailfleet.shared.redis_client import make_redis
 from mailfleet.shared.reports import ReportKeys
 from mailfleet.shared.settings import Settings
+from mailfleet.worker.limits.adaptive import AdaptiveLimits
 from mailfleet.worker.limits.bucket import Bucket
 from mailfleet.worker.limits.buckets import RateLimiter
 from mailfleet.worker.send_time import SendTime
@@ -81,34 +82,9 @@ class Explanation:
         return "\n".join(lines)
 
 
-def explain(settings: Settings, path: Path) -> Explanation:
-    """The limits for the job in ``path`` (raises InvalidJobError / RedisUnavailable)."""
-    job = parse_job(path.read_bytes(), settings.job_limits)
-    client = make_redis(settings)
-    try:
-        limiter = RateLimiter(client, settings)
-        buckets = limiter.buckets_for(job, job.recipients())
-        for relay_buckets in limiter.relay_buckets().values():
-            buckets += relay_buckets
-        states = [_state(limiter, bucket) for bucket in buckets]
-        paused = _pause_of(client, settings, job) if job.lane is Lane.BULK else None
-    finally:
-        client.close()
-    window, opens_at, window_wait = _window_of(settings, job)
-    return Explanation(job.id, job.lane.value, states, paused, window, opens_at, window_wait)
-
-
-def _window_of(settings: Settings, job: EmailJob) -> tuple[str | None, str | None, float]:
-    """The job's send window (its own or its lane's), when it opens next, and the wait."""
-    window = SendTime(settings.lane_windows).window_of(job)
-    if window is None:
-        return None, None, 0.0
-    now = datetime.now(UTC).replace(microsecond=0)
-    opens = window.opens_at(now)
-    return window.describe(), opens.isoformat(), round((opens - now).total_seconds(), 3)
-
-
-def _state(limiter: RateLimiter, bucket: Bucket) -> BucketState:
+def bucket_state(limiter: RateLimiter, bucket: Bucket) -> BucketState:
+    """``bucket``'s rate, burst and, read from Redis now, its slow-down and wait; for a
+    budget, what is left and when it refills."""
     if bucket.is_budget:
         budget = limiter.budget_state(bucket)
         unit = "d" if bucket.window_s == DAY else "h"
@@ -137,14 +113,56 @@ def _state(limiter: RateLimiter, bucket: Bucket) -> BucketState:
     )
 
 
-def _spell(seconds: float) -> str:
-    """``3h 2m``, ``5m 10s`` or ``42s``."""
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes}m"
-    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
+def explain_job(settings: Settings, job: EmailJob) -> Explanation:
+    """The limits that apply to ``job`` and their state now (raises RedisUnavailable)."""
+    client = make_redis(settings)
+    try:
+        limiter = RateLimiter(client, settings)
+        buckets = limiter.buckets_for(job, job.recipients())
+        for relay_buckets in limiter.relay_buckets().values():
+            buckets += relay_buckets
+        states = [bucket_state(limiter, bucket) for bucket in buckets]
+        paused = _pause_of(client, settings, job) if job.lane is Lane.BULK else None
+    finally:
+        client.close()
+    window, opens_at, window_wait = _window_of(settings, job)
+    return Explanation(job.id, job.lane.value, states, paused, window, opens_at, window_wait)
+
+
+def _window_of(settings: Settings, job: EmailJob) -> tuple[str | None, str | None, float]:
+    """The job's send window (its own or its lane's), when it opens next, and the wait."""
+    window = SendTime(settings.lane_windows).window_of(job)
+    if window is None:
+        return None, None, 0.0
+    now = datetime.now(UTC).replace(microsecond=0)
+    opens = window.opens_at(now)
+    return window.describe(), opens.isoformat(), round((opens - now).total_seconds(), 3)
+
+
+def explain(settings: Settings, path: Path) -> Explanation:
+    """The limits for the job in ``path`` (raises InvalidJobError / RedisUnavailable)."""
+    return explain_job(settings, parse_job(path.read_bytes(), settings.job_limits))
+
+
+@dataclass(frozen=True)
+class FleetLimits:
+    """Every configured bucket's state, and the slow-down of each domain with a limit."""
+
+    buckets: list[BucketState]
+    slowdowns: dict[str, float]  # domain → factor (1.0: not slowed)
+
+
+def fleet_limits(settings: Settings) -> FleetLimits:
+    """What the dashboard's limits page shows (raises RedisUnavailable)."""
+    client = make_redis(settings)
+    try:
+        limiter = RateLimiter(client, settings)
+        states = [bucket_state(limiter, bucket) for bucket in limiter.configured_buckets()]
+        adaptive = AdaptiveLimits(client, settings.names, set(settings.domain_limits))
+        slowdowns = adaptive.refresh()
+    finally:
+        client.close()
+    return FleetLimits(states, slowdowns)
 
 
 def _pause_of(client: redis.Redis, settings: Settings, job: EmailJob) -> str | None:
@@ -163,3 +181,13 @@ def _pause_of(client: redis.Redis, settings: Settings, job: EmailJob) -> str | N
                 f"({pause.rate * 100:.2f} %); `mailfleet resume {sender}` lifts it"
             )
     return None
+
+
+def _spell(seconds: float) -> str:
+    """``3h 2m``, ``5m 10s`` or ``42s``."""
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
