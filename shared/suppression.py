@@ -61,14 +61,23 @@ class SuppressionList:
     def search(self, text: str, limit: int) -> tuple[list[Suppressed], bool]:
         """Up to ``limit`` addresses containing ``text`` (all when it is empty), and whether
         there were more; read with HSCAN, so a long list is never loaded whole."""
+        found, more = self._scan(self.key, text, limit)
+        return _parsed(found), more
+
+    def search_scoped(self, text: str, limit: int) -> tuple[list[Suppressed], bool]:
+        """:meth:`search` of the scoped suppressions."""
+        found, more = self._scan(self.scoped_key, text, limit)
+        return _parsed_scoped(found), more
+
+    def _scan(self, key: str, text: str, limit: int) -> tuple[list[tuple[bytes, bytes]], bool]:
         pattern = "*" + "".join(f"\\{c}" if c in "*?[]\\" else c for c in text.lower()) + "*"
         found: list[tuple[bytes, bytes]] = []
         with redis_errors("cannot read the suppression list"):
-            for item in self._client.hscan_iter(self.key, match=pattern, count=500):
+            for item in self._client.hscan_iter(key, match=pattern, count=500):
                 if len(found) >= limit:
-                    return _parsed(found), True
+                    return found, True
                 found.append(item)
-        return _parsed(found), False
+        return found, False
 
     def size(self) -> int:
         with redis_errors("cannot read the suppression list"):
@@ -89,14 +98,7 @@ class SuppressionList:
         """Every scoped suppression, by address, then scope."""
         with redis_errors("cannot read the suppression list"):
             raw = self._client.hgetall(self.scoped_key)
-        result = []
-        for field, entry in raw.items():
-            text = field.decode() if isinstance(field, bytes) else str(field)
-            address, scope = split_field(text)
-            data = json.loads(entry)
-            reason, at = str(data.get("reason", "")), float(data.get("at", 0))
-            result.append(Suppressed(address, reason, at, str(scope)))
-        return sorted(result, key=lambda item: (item.address, item.scope))
+        return _parsed_scoped(raw.items())
 
 
 def _parsed(raw: Iterable[tuple[bytes | str, bytes | str]]) -> list[Suppressed]:
@@ -106,3 +108,14 @@ def _parsed(raw: Iterable[tuple[bytes | str, bytes | str]]) -> list[Suppressed]:
         name = address.decode() if isinstance(address, bytes) else str(address)
         result.append(Suppressed(name, str(data.get("reason", "")), float(data.get("at", 0))))
     return sorted(result, key=lambda item: item.address)
+
+
+def _parsed_scoped(raw: Iterable[tuple[bytes | str, bytes | str]]) -> list[Suppressed]:
+    result = []
+    for field, entry in raw:
+        text = field.decode() if isinstance(field, bytes) else str(field)
+        address, scope = split_field(text)
+        data = json.loads(entry)
+        reason, at = str(data.get("reason", "")), float(data.get("at", 0))
+        result.append(Suppressed(address, reason, at, str(scope)))
+    return sorted(result, key=lambda item: (item.address, item.scope))
