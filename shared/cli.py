@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "report": "mailfleet.producer.ops.report:register",
     "resume": "mailfleet.producer.ops.report:register",
     "bounce": "mailfleet.worker.bounces.cli:register",
+    "migrate-keys": "mailfleet.producer.ops.migrate_keys:register",
 }
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 

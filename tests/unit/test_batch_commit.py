@@ -174,10 +174,10 @@ class TestBatchCommit:
         rig.ledger.mark("job-1", ["a@example.org", "b@example.org"])
 
         hset, expire, incrby = rig.first.written
-        assert ("HSET", "unit:sent:job-1", "a@example.org") == hset[:3]
+        assert ("HSET", "{unit}:sent:job-1", "a@example.org") == hset[:3]
         assert "b@example.org" == hset[4]
-        assert ("EXPIRE", "unit:sent:job-1", TTL) == expire
-        assert ("INCRBY", "unit:stats:delivered", 2) == incrby
+        assert ("EXPIRE", "{unit}:sent:job-1", TTL) == expire
+        assert ("INCRBY", "{unit}:stats:delivered", 2) == incrby
 
     def test_a_commit_with_nothing_marked_reads_nothing(self) -> None:
         rig = Rig()
