@@ -12,8 +12,10 @@ from typing import Any, cast
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
+from redis.connection import ConnectionPool
 from redis.sentinel import Sentinel
 
+from mailfleet.shared.names import Names
 from mailfleet.shared.redis_urls import HostsUrl
 
 
@@ -42,3 +44,34 @@ def cluster_client(url: HostsUrl, options: dict[str, Any]) -> redis.Redis:
         **options,
     )
     return cast(redis.Redis, cluster)
+
+
+def namespace_pool(client: redis.Redis, names: Names) -> ConnectionPool:
+    """The connection pool of the node that holds the namespace's keys, for writers that
+    talk to a connection directly. On a cluster that is the primary of the ``{ns}`` slot: if
+    the slot moves (resharding), a write there is answered MOVED, fails like a Redis that is
+    down, and the next connection is taken from the slot's new primary."""
+    cluster: object = client
+    if isinstance(cluster, RedisCluster):
+        node = cluster.get_node_from_key(names.redis_prefix)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+        return cast(ConnectionPool, node.redis_connection.connection_pool)
+    return client.connection_pool
+
+
+def slot_client(client: redis.Redis, key: str) -> redis.Redis:
+    """A client of the node that holds ``key``, for pipelines of script calls, which a
+    cluster client refuses to pipeline: every key of a namespace shares its slot, so one
+    node answers the whole pipeline. Off a cluster, ``client`` itself."""
+    cluster: object = client
+    if isinstance(cluster, RedisCluster):
+        node = cluster.get_node_from_key(key)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+        return cast(redis.Redis, node.redis_connection)
+    return client
+
+
+def follow_moved(client: redis.Redis, error: BaseException) -> None:
+    """After a MOVED reply to a pipeline sent straight to a node, re-read the cluster's slot
+    map so the next call goes to the slot's new primary (the call itself failed closed)."""
+    cluster: object = client
+    if isinstance(cluster, RedisCluster) and str(error).startswith("MOVED"):
+        cluster.nodes_manager.initialize()
