@@ -8,6 +8,7 @@ or an unroutable message raises :class:`PublishNacked` / :class:`Unroutable` nam
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable
 from types import TracebackType
@@ -20,7 +21,7 @@ from mailfleet.producer.amqp_errors import broker_errors
 from mailfleet.producer.confirms import ConfirmChannel, Outgoing
 from mailfleet.producer.connection import open_connection
 from mailfleet.producer.topology import declare, topology_of
-from mailfleet.shared.errors import BrokerUnavailable, PublishNacked, Unroutable
+from mailfleet.shared.errors import BrokerUnavailable, MailfleetError, PublishNacked, Unroutable
 from mailfleet.shared.job import CONTENT_TYPE, JOB_TYPE, EmailJob
 from mailfleet.shared.names import ATTEMPT, PERSISTENT
 from mailfleet.shared.settings import Settings
@@ -43,6 +44,11 @@ def job_message(job: EmailJob, exchange: str, headers: dict[str, Any] | None = N
             "application_headers": {ATTEMPT: 1, **(headers or {})},
         },
     )
+
+
+def _named(messages: list[Outgoing], message_ids: list[str]) -> list[Outgoing]:
+    wanted = set(message_ids)
+    return [message for message in messages if message.message_id in wanted]
 
 
 class Producer:
@@ -107,13 +113,22 @@ class Producer:
                     result = channel.publish(todo, self._window)
             except BrokerUnavailable as exc:
                 if channel is not None:
-                    todo = channel.last_unsent
-                    nacked += channel.settled_before_failure.nacked
+                    refused = _named(todo, channel.settled_before_failure.nacked)
+                    todo = [*channel.last_unsent, *refused]
                     unroutable += channel.settled_before_failure.unroutable
                 self._recover(exc, attempt, len(todo))
                 continue
-            nacked += result.nacked
             unroutable += result.unroutable
+            if result.nacked and attempt < self._reconnect_attempts:
+                # A quorum queue nacks while it has no leader (one is being elected after
+                # its node died): publish those again after a pause. A queue that stays
+                # full nacks every time and ends in PublishNacked.
+                todo = _named(todo, result.nacked)
+                log.warning("publish_nacked_retry", nacked=len(todo), attempt=attempt + 1)
+                self._drop_channel()  # a new channel asks for the queue's new leader
+                time.sleep(min(0.2 * 2**attempt, 5.0))
+                continue
+            nacked += result.nacked
             break
         if unroutable:
             raise Unroutable(
@@ -129,6 +144,12 @@ class Producer:
             raise BrokerUnavailable(f"publishing failed after {attempt + 1} tries: {exc}") from exc
         log.warning("publish_retry", error=str(exc), unconfirmed=unconfirmed, attempt=attempt + 1)
         time.sleep(min(0.2 * 2**attempt, 5.0))
+
+    def _drop_channel(self) -> None:
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            with contextlib.suppress(MailfleetError), broker_errors(self._settings.names.exchange):
+                channel.close()
 
     def _connect(self) -> Connection:
         if self._connection is None:
