@@ -3,7 +3,7 @@
 
 VENV ?= .venv
 BIN := $(VENV)/bin
-SOURCES := pyproject.toml $(shell find shared producer worker -name '*.py' -o -name '*.lua' 2>/dev/null)
+SOURCES := pyproject.toml $(shell find shared producer worker dashboard -name '*.py' -o -name '*.lua' -o -name '*.html' -o -name '*.js' -o -name '*.css' 2>/dev/null)
 
 .PHONY: demo test lint typecheck unit integration bench bench-peers clean
 

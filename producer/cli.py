@@ -32,6 +32,20 @@ def register(subparsers: Subparsers) -> None:
     demo = subparsers.add_parser("demo", help="run sink, workers and a producer end to end")
     demo.add_argument("--emails", type=int, default=1000, help="how many emails (default 1000)")
     demo.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    demo.add_argument(
+        "--own-servers",
+        action="store_true",
+        help="always run throwaway RabbitMQ and Redis (default: only when nothing answers "
+        "at the default URLs)",
+    )
+    demo.add_argument(
+        "--dashboard",
+        action="store_true",
+        help="also open `mailfleet dashboard` on the demo's namespace while it runs",
+    )
+    demo.add_argument(
+        "--dashboard-port", type=int, default=8025, help="the dashboard's port (default 8025)"
+    )
     demo.set_defaults(handler=run_demo)
 
 
@@ -110,4 +124,10 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     _require_devtools()
     from mailfleet.producer.devtools.demo import run
 
-    return run(settings, emails=args.emails, workers=args.workers)
+    return run(
+        settings,
+        emails=args.emails,
+        workers=args.workers,
+        own_servers=args.own_servers,
+        dashboard_port=args.dashboard_port if args.dashboard else None,
+    )

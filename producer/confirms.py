@@ -14,6 +14,7 @@ from typing import Any
 import amqp
 from kombu.connection import Connection
 
+from mailfleet.producer.coalesce import CoalescedWrites
 from mailfleet.shared.errors import BrokerUnavailable
 
 
@@ -49,6 +50,7 @@ class ConfirmChannel:
         self._pending: dict[int, Outgoing] = {}
         self._returned: set[str] = set()
         self._result = BatchResult()
+        self._writes: CoalescedWrites | None = None
         self.last_unsent: list[Outgoing] = []
         self.settled_before_failure = BatchResult()
         self._channel.events["basic_ack"].add(self._on_ack)
@@ -62,21 +64,25 @@ class ConfirmChannel:
         """Publish all ``messages``; return once every one is confirmed, nacked or returned."""
         self._result = BatchResult()
         todo = list(messages)
-        handed_over = 0  # todo[:handed_over] are written to the socket and tracked in _pending
+        handed_over = 0  # todo[:handed_over] are handed to py-amqp and tracked in _pending
+        self._writes = CoalescedWrites(self._connection.connection)
         try:
-            for message in todo:
-                self._send(message)
-                handed_over += 1
-                while len(self._pending) >= window:
+            with self._writes:
+                for message in todo:
+                    self._send(message)
+                    handed_over += 1
+                    while len(self._pending) >= window:
+                        self._wait()
+                while self._pending:
                     self._wait()
-            while self._pending:
-                self._wait()
         except Exception:
             # The connection failed: keep whatever the broker never confirmed, to publish again.
             self.last_unsent = [*self._pending.values(), *todo[handed_over:]]
             self.settled_before_failure = self._result  # nacks and returns must not be lost
             self._pending.clear()
             raise
+        finally:
+            self._writes = None
         return self._result
 
     def _send(self, message: Outgoing) -> None:
@@ -90,6 +96,8 @@ class ConfirmChannel:
         self._next_tag += 1
 
     def _wait(self) -> None:
+        if self._writes is not None:
+            self._writes.flush()  # the broker confirms only what it was sent
         try:
             self._connection.drain_events(timeout=self._confirm_timeout)
         except TimeoutError as exc:

@@ -20,9 +20,10 @@ from kombu.connection import Connection
 from mailfleet.producer.amqp_errors import broker_errors
 from mailfleet.producer.confirms import ConfirmChannel, Outgoing
 from mailfleet.producer.connection import open_connection
+from mailfleet.producer.pinning import VersionPinner
 from mailfleet.producer.topology import declare, topology_of
 from mailfleet.shared.errors import BrokerUnavailable, MailfleetError, PublishNacked, Unroutable
-from mailfleet.shared.job import CONTENT_TYPE, JOB_TYPE, EmailJob
+from mailfleet.shared.job import CONTENT_TYPE, JOB_TYPE, EmailJob, Lane
 from mailfleet.shared.names import ATTEMPT, PERSISTENT
 from mailfleet.shared.settings import Settings
 
@@ -31,11 +32,18 @@ log = structlog.get_logger("mailfleet.producer")
 
 def job_message(job: EmailJob, exchange: str, headers: dict[str, Any] | None = None) -> Outgoing:
     """The AMQP message for ``job`` (wire contract v1), routed by its lane."""
+    return wire_message(job.to_wire(), job.id, job.lane, exchange, headers)
+
+
+def wire_message(
+    body: bytes, job_id: str, lane: Lane, exchange: str, headers: dict[str, Any] | None = None
+) -> Outgoing:
+    """The AMQP message for a job already on the wire as ``body`` (checked by the caller)."""
     return Outgoing(
         exchange=exchange,
-        routing_key=job.lane.value,
-        body=job.to_wire(),
-        message_id=job.id,
+        routing_key=lane.value,
+        body=body,
+        message_id=job_id,
         properties={
             "content_type": CONTENT_TYPE,
             "type": JOB_TYPE,
@@ -69,6 +77,7 @@ class Producer:
         self._reconnect_attempts = reconnect_attempts
         self._connection: Connection | None = None
         self._channel: ConfirmChannel | None = None
+        self._pinner = VersionPinner(settings)
         if declare_topology:
             declare(self._connect(), topology_of(settings))
 
@@ -84,6 +93,7 @@ class Producer:
         self.close()
 
     def close(self) -> None:
+        self._pinner.close()
         if self._connection is not None:
             self._connection.release()
         self._connection = None
@@ -94,9 +104,10 @@ class Producer:
         return self.publish_many([job])[0]
 
     def publish_many(self, jobs: Iterable[EmailJob]) -> list[str]:
-        """Publish jobs with many confirms in flight; return their ids once all are confirmed."""
+        """Publish jobs with many confirms in flight; return their ids once all are confirmed.
+        A job naming a stored template without a version is pinned to the newest first."""
         exchange = self._settings.names.exchange
-        messages = [job_message(job, exchange) for job in jobs]
+        messages = [job_message(job, exchange) for job in self._pinner.pin(list(jobs))]
         self.publish_messages(messages)
         return [message.message_id for message in messages]
 

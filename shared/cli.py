@@ -12,7 +12,7 @@ import argparse
 import gc
 import sys
 from collections.abc import Callable, Sequence
-from importlib import import_module
+from importlib import import_module, metadata
 from typing import Protocol
 
 from mailfleet.shared.errors import ConfigError, MailfleetError
@@ -35,6 +35,9 @@ COMMANDS: dict[str, str] = {
     "explain": "mailfleet.worker.cli:register",
     "schema": "mailfleet.shared.schema:register",
     "webhooks": "mailfleet.worker.webhooks.cli:register",
+    "dashboard": "mailfleet.dashboard.cli:register",
+    "template": "mailfleet.producer.templates_cli:register",
+    "campaign": "mailfleet.producer.campaigns.cli:register",
     "inbound": "mailfleet.worker.bounces.cli:register",
     "report": "mailfleet.producer.ops.report:register",
     "resume": "mailfleet.producer.ops.report:register",
@@ -66,6 +69,13 @@ def positive_float(text: str) -> float:
     return value
 
 
+def _version() -> str:
+    try:
+        return metadata.version("mailfleet")
+    except metadata.PackageNotFoundError:  # run from a checkout without installing
+        return "unknown (not installed)"
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The root parser with ``command``'s subparsers, or every command's when it is not one."""
     parser = argparse.ArgumentParser(
@@ -73,6 +83,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         description="Send email at volume through RabbitMQ, Redis and SMTP relays.",
         epilog="Settings come from MAILFLEET_* environment variables (see README).",
     )
+    parser.add_argument("--version", action="version", version=f"mailfleet {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     targets = [COMMANDS[command]] if command in COMMANDS else COMMANDS.values()
     for target in dict.fromkeys(targets):

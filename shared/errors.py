@@ -6,6 +6,8 @@ at the boundary with ``raise ... from exc``, so callers never catch a foreign ty
     MailfleetError
     ├── ConfigError            a setting has a bad value (names the variable)
     ├── InvalidJobError        a job does not satisfy the wire contract (names the field)
+    │   └── RenderError        its template does not render (names the variable or problem)
+    ├── TemplateNotFound       no stored template of that name or version
     ├── BrokerError            RabbitMQ trouble
     │   ├── BrokerUnavailable  cannot connect / connection lost
     │   └── PublishError       the broker refused a publish
@@ -31,6 +33,20 @@ class InvalidJobError(MailfleetError):
     def __init__(self, problems: list[tuple[str, str]]) -> None:
         self.problems = problems
         super().__init__("; ".join(f"{field}: {problem}" for field, problem in problems))
+
+
+class RenderError(InvalidJobError):
+    """A job's template failed to render: a missing variable, a syntax or sandbox error, or
+    output over the cap; never sent half-rendered."""
+
+    def __init__(self, template: str, problem: str) -> None:
+        self.template = template
+        self.problem = problem
+        super().__init__([("template", f"{template}: {problem}")])
+
+
+class TemplateNotFound(MailfleetError):
+    """The template store has no such template, or no such version of it."""
 
 
 class BrokerError(MailfleetError):

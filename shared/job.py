@@ -30,6 +30,8 @@ from pydantic import (
 from mailfleet.shared.addresses import bare_address, check_address
 from mailfleet.shared.errors import InvalidJobError
 from mailfleet.shared.names import JOB_ID_HEADER
+from mailfleet.shared.send_window import SendWindow
+from mailfleet.shared.template_ref import TemplateRef, Variables
 from mailfleet.shared.text import has_line_break
 
 JOB_TYPE = "mailfleet.email.v1"
@@ -58,6 +60,7 @@ _FIELD_NAME = re.compile(r"^[\x21-\x39\x3b-\x7e]{1,76}$")  # RFC 5322: printable
 _JOB_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 _MIME_TYPE = re.compile(r"[A-Za-z0-9][\w!#$&^.+-]*/[A-Za-z0-9][\w!#$&^.+-]*", re.ASCII)
 _TAG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+_CAMPAIGN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _MAX_MAP_ENTRIES = 32
 _MAX_MAP_VALUE = 256
 
@@ -136,10 +139,33 @@ class Attachment(BaseModel):
         return base64.b64decode(self.content_base64)
 
 
+# The schema's form of the rule that a job has either a template or a literal body.
+_BODY_OR_TEMPLATE: dict[str, Any] = {
+    "oneOf": [
+        {
+            "required": ["template"],
+            "not": {"anyOf": [{"required": [key]} for key in ("subject", "text", "html")]},
+        },
+        {
+            "anyOf": [{"required": ["text"]}, {"required": ["html"]}],
+            "not": {"anyOf": [{"required": ["template"]}, {"required": ["variables"]}]},
+        },
+    ]
+}
+
+
+def check_campaign_id(value: str) -> str:
+    if _CAMPAIGN_ID.fullmatch(value) is None:
+        raise ValueError("must be 1-64 letters, digits, '_', '.' or '-', starting alphanumeric")
+    return value
+
+
 class EmailJob(BaseModel):
     """One email to send. ``from`` is spelled ``from_`` in Python, ``from`` on the wire."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, json_schema_extra=_BODY_OR_TEMPLATE
+    )
 
     id: str = Field(default_factory=lambda: str(uuid.uuid4()))
     from_: Address = Field(alias="from")
@@ -156,6 +182,12 @@ class EmailJob(BaseModel):
     not_before: datetime | None = None
     tags: SmallMap = Field(default_factory=dict)
     metadata: SmallMap = Field(default_factory=dict)
+    # Personalised mail (shared/template_ref.py): rendered by the worker, instead of the
+    # literal subject, text and html.
+    template: TemplateRef | None = None
+    variables: Variables | None = None
+    window: SendWindow | None = None  # when it may go out (shared/send_window.py)
+    campaign: Annotated[str, AfterValidator(check_campaign_id)] | None = None
 
     @field_validator("id")
     @classmethod
@@ -192,8 +224,13 @@ class EmailJob(BaseModel):
             raise ValueError(
                 f"has {count} recipients, more than the cap of {limits.max_recipients}"
             )
-        if self.text is None and self.html is None:
-            raise ValueError("needs a body: text, html or both")
+        if self.template is not None:
+            if self.subject or self.text is not None or self.html is not None:
+                raise ValueError("has a template: it gives no subject, text or html of its own")
+        elif self.variables:
+            raise ValueError("has variables but no template to render them with")
+        elif self.text is None and self.html is None:
+            raise ValueError("needs a body: text, html or both, or a template")
         size = self.approximate_size()
         if size > limits.max_job_bytes:
             raise ValueError(f"is {size} bytes, more than the cap of {limits.max_job_bytes}")

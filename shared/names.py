@@ -127,3 +127,29 @@ class Names:
     def sent_ledger(self, job_id: str) -> str:
         """The recipients of ``job_id`` a relay already accepted (a hash)."""
         return self.redis_key("sent", job_id)
+
+    def delivered_slot(self, slot: int) -> str:
+        """Recipients accepted in one 10-second slot (``shared/send_history.py``), for charts."""
+        return self.redis_key("stats", "delivered", str(slot))
+
+    def worker_beat(self, worker: str) -> str:
+        """A worker's last heartbeat (``shared/worker_beats.py``), gone when it stops beating."""
+        return self.redis_key("workers", worker)
+
+    def template(self, name: str) -> str:
+        """A template's versions (a hash: ``v<N>`` → source JSON, ``t<N>`` → time put,
+        ``latest`` → N); never expires, versions are never changed."""
+        return self.redis_key("template", name)
+
+    @property
+    def template_index(self) -> str:
+        """The names of every stored template (a set)."""
+        return self.redis_key("templates")
+
+    def campaign(self, campaign_id: str) -> str:
+        """A campaign's counters (a hash), kept as long as the sent ledger."""
+        return self.redis_key("campaign", campaign_id)
+
+    def campaign_published(self, campaign_id: str) -> str:
+        """The recipients (address digests) whose job the broker confirmed (a set)."""
+        return self.redis_key("campaign", campaign_id, "published")

@@ -14,6 +14,7 @@ import redis
 
 from mailfleet.shared.names import Names
 from mailfleet.shared.redis_client import redis_errors
+from mailfleet.shared.send_history import KEEP_SECONDS, slot_of
 
 _MARK = files("mailfleet.shared").joinpath("sent_ledger_mark.lua").read_text()
 
@@ -31,8 +32,11 @@ class SentLedger:
     def mark(self, job_id: str, recipients: list[str]) -> None:
         """Record that the relay accepted ``job_id`` for ``recipients`` (one round trip).
 
-        Also counts them in ``{ns}:stats:delivered``, which ``mailfleet stats`` reads as a rate.
+        Also counts them in ``{ns}:stats:delivered``, which ``mailfleet stats`` reads as a rate,
+        and in its 10-second slot, which the dashboard charts.
         """
+        now = time.time()
         keys = [self.key(job_id), self._names.delivered_counter]
+        keys.append(self._names.delivered_slot(slot_of(now)))
         with redis_errors("cannot write the sent ledger"):
-            self._mark(keys=keys, args=[self._ttl, str(time.time()), *recipients])
+            self._mark(keys=keys, args=[self._ttl, str(now), KEEP_SECONDS, *recipients])

@@ -30,6 +30,7 @@ from mailfleet.shared.job import JobLimits, Lane
 from mailfleet.shared.names import Names
 from mailfleet.shared.redis_urls import CLUSTER_SCHEME, SENTINEL_SCHEME, parse_hosts_url
 from mailfleet.shared.relays import Relay
+from mailfleet.shared.send_window import SendWindow
 from mailfleet.shared.verp import Verp
 from mailfleet.shared.webhooks import WebhookEndpoint, parse_webhooks
 
@@ -111,6 +112,10 @@ class Settings(BaseSettings):
     max_recipients: int = Field(default=100, ge=1)
     max_job_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
 
+    # Templates and campaigns (shared/templates/, shared/send_window.py).
+    lane_windows: dict[Lane, SendWindow] = Field(default_factory=dict)  # a lane's default window
+    max_rendered_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)  # subject + text + html
+
     # Webhooks (``mailfleet webhooks``, see shared/webhooks.py): endpoints, each with a queue.
     webhooks: Annotated[list[WebhookEndpoint], NoDecode, BeforeValidator(parse_webhooks)] = Field(
         default_factory=list
@@ -133,6 +138,8 @@ class Settings(BaseSettings):
     complaint_min_sends: int = Field(default=1000, ge=1)  # sends in 24 h before it can
 
     metrics_port: int = Field(default=9108, ge=0, le=65535)
+    # ``mailfleet dashboard``: every request must carry it; binding beyond loopback needs it.
+    dashboard_token: SecretStr | None = None
     log_format: Literal["json", "console"] = "console"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

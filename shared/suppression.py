@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import redis
@@ -47,9 +48,29 @@ class SuppressionList:
     def entries(self) -> list[Suppressed]:
         with redis_errors("cannot read the suppression list"):
             raw = self._client.hgetall(self.key)
-        result = []
-        for address, entry in raw.items():
-            data = json.loads(entry)
-            name = address.decode() if isinstance(address, bytes) else str(address)
-            result.append(Suppressed(name, str(data.get("reason", "")), float(data.get("at", 0))))
-        return sorted(result, key=lambda item: item.address)
+        return _parsed(raw.items())
+
+    def search(self, text: str, limit: int) -> tuple[list[Suppressed], bool]:
+        """Up to ``limit`` addresses containing ``text`` (all when it is empty), and whether
+        there were more; read with HSCAN, so a long list is never loaded whole."""
+        pattern = "*" + "".join(f"\\{c}" if c in "*?[]\\" else c for c in text.lower()) + "*"
+        found: list[tuple[bytes, bytes]] = []
+        with redis_errors("cannot read the suppression list"):
+            for item in self._client.hscan_iter(self.key, match=pattern, count=500):
+                if len(found) >= limit:
+                    return _parsed(found), True
+                found.append(item)
+        return _parsed(found), False
+
+    def size(self) -> int:
+        with redis_errors("cannot read the suppression list"):
+            return int(self._client.hlen(self.key))
+
+
+def _parsed(raw: Iterable[tuple[bytes | str, bytes | str]]) -> list[Suppressed]:
+    result = []
+    for address, entry in raw:
+        data = json.loads(entry)
+        name = address.decode() if isinstance(address, bytes) else str(address)
+        result.append(Suppressed(name, str(data.get("reason", "")), float(data.get("at", 0))))
+    return sorted(result, key=lambda item: item.address)

@@ -24,6 +24,7 @@ from mailfleet.shared.events import Event
 from mailfleet.shared.names import Names
 from mailfleet.shared.redis_client import REDIS_DOWN, redis_errors
 from mailfleet.shared.redis_ha import namespace_pool
+from mailfleet.shared.send_history import record_commands
 from mailfleet.worker.events import EventRecorder
 from mailfleet.worker.inbox import Delivery
 
@@ -34,7 +35,8 @@ class WriteAheadLedger:
     """The sent ledger's ``mark``, pipelined: written now, its replies read by :meth:`flush`.
 
     Same keys and effect as :class:`~mailfleet.shared.sent_ledger.SentLedger`: a hash per
-    job id (recipient → time) kept for the ledger's TTL, and the delivered counter.
+    job id (recipient → time) kept for the ledger's TTL, the delivered counter and its
+    10-second slot (``shared/send_history.py``).
     """
 
     def __init__(self, client: redis.Redis, names: Names, ttl_seconds: float) -> None:
@@ -59,6 +61,7 @@ class WriteAheadLedger:
             ("HSET", key, *fields),
             ("EXPIRE", key, self._ttl),
             ("INCRBY", self._names.delivered_counter, len(recipients)),
+            *record_commands(self._names, len(recipients), time.time()),
         ]
         self._write(commands, "cannot write the sent ledger")
 
@@ -166,8 +169,10 @@ class BatchCommit:
         stopping: threading.Event | None = None,
         *,
         tally: Flushable | None = None,
+        campaigns: Flushable | None = None,
     ) -> None:
         self.tally = tally
+        self.campaigns = campaigns  # per-campaign counters (worker/campaign_counts.py)
         self.ledger = ledger
         self.acks = acks
         self.events = events or EventRecorder(enabled=False)
@@ -177,6 +182,8 @@ class BatchCommit:
     def commit(self) -> None:
         if self.tally is not None:
             self.tally.flush()  # its counts go out with the marks' replies read
+        if self.campaigns is not None:
+            self.campaigns.flush()
         self.ledger.flush()
         if self._publish_events():
             self.acks.release()

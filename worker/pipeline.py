@@ -1,4 +1,5 @@
-"""The thin per-message loop: decode → wait for not_before → dedupe and suppress → take
+"""The thin per-message loop: decode → wait for not_before and the send window → render its
+template → dedupe and suppress → take
 rate-limit tokens → send → settle. Each step is a small collaborator; this only orders them.
 A sender hands in a batch of deliveries; the dedupe and suppression read is one Redis call
 for all of them.
@@ -15,7 +16,7 @@ import structlog
 
 from mailfleet.shared.addresses import domain_of
 from mailfleet.shared.complaint_guard import ComplaintGuard
-from mailfleet.shared.errors import InvalidJobError
+from mailfleet.shared.errors import InvalidJobError, RenderError
 from mailfleet.shared.job import EmailJob, JobLimits, Lane, parse_message
 from mailfleet.shared.recipients import RecipientFilter, Recipients, wanted
 from mailfleet.shared.relays import Relay
@@ -25,8 +26,10 @@ from mailfleet.worker.inbox import Delivery, GiveBack
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.mime.build import build_message
 from mailfleet.worker.paused import PausedSenders
+from mailfleet.worker.personalise import Personaliser, Stopping
 from mailfleet.worker.redis_gate import RedisGate
 from mailfleet.worker.retry import RetryPolicy
+from mailfleet.worker.send_time import SendTime
 from mailfleet.worker.settle import Settler
 from mailfleet.worker.smtp.transport import Envelope, Transport
 
@@ -49,6 +52,8 @@ class Pipeline:
         settler: Settler,
         gate: RedisGate,
         metrics: WorkerMetrics,
+        send_time: SendTime | None = None,
+        personaliser: Personaliser | None = None,
         envelopes: Envelopes | None = None,
         guard: ComplaintGuard | None = None,
         paused: PausedSenders | None = None,
@@ -63,6 +68,8 @@ class Pipeline:
         self._settler = settler
         self._gate = gate
         self._metrics = metrics
+        self._send_time = send_time or SendTime()
+        self._personaliser = personaliser
 
     def handle_batch(self, deliveries: list[Delivery], transport: Transport) -> None:
         """Handle deliveries taken together: one Redis round trip reads every job's
@@ -117,16 +124,30 @@ class Pipeline:
             except InvalidJobError as exc:
                 self._settler.invalid(delivery, str(exc))
                 return None
-            if job.not_before is not None:
-                wait = (job.not_before - datetime.now(UTC)).total_seconds()
-                if wait > 0:
-                    self._settler.defer(delivery, job, wait)
-                    return None
+            wait = self._send_time.wait(job, datetime.now(UTC))
+            if wait > 0:
+                self._settler.defer(delivery, job, wait)
+                return None
+            if job.template is not None:
+                return self._personalised(delivery, job)
         except Exception:
             log.exception("job_failed_unexpectedly", job_id=delivery.properties.message_id)
             self._settler.requeue(delivery)
             return None
         return job
+
+    def _personalised(self, delivery: Delivery, job: EmailJob) -> EmailJob | None:
+        """The job with its template rendered, or None once dead-lettered (it does not
+        render) or requeued (stopping while Redis is away)."""
+        try:
+            if self._personaliser is None:
+                raise RenderError(job.template.label() if job.template else "", "no renderer")
+            return self._personaliser.apply(job)
+        except RenderError as exc:
+            self._settler.invalid(delivery, str(exc), job)
+        except Stopping:
+            self._settler.requeue(delivery)
+        return None
 
     def _envelope(self, batch: _Batch, index: int) -> Envelope | None:
         """The envelope of the batch's job ``index``, built once; None once it is settled

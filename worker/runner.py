@@ -26,6 +26,7 @@ from mailfleet.shared.errors import BrokerError, RedisUnavailable
 from mailfleet.shared.job import Lane
 from mailfleet.shared.redis_client import REDIS_DOWN
 from mailfleet.shared.settings import Settings
+from mailfleet.shared.worker_beats import BEAT_SECONDS, WorkerBeat, beat_pipeline, worker_name
 from mailfleet.worker import wiring
 from mailfleet.worker.broker.connection import CONNECTION_ERRORS
 from mailfleet.worker.health import HealthFactory, HealthServer, on_metrics_port
@@ -58,6 +59,7 @@ class Worker:
         self._redis_up = True
         self._idle_checks = 0
         self._next_idle_check = 0.0
+        self.name = worker_name()
         self.metrics.watch(
             in_flight=lambda: self._inbox.in_flight,
             ready=lambda: self.ready,
@@ -139,10 +141,11 @@ class Worker:
         return server.start()
 
     def _watch_redis(self) -> None:
-        """Ping Redis every couple of seconds so /readyz knows before a job does."""
-        while not self._stopping.wait(2.0):
+        """Ping Redis every couple of seconds so /readyz knows before a job does; the same
+        round trip writes the worker's heartbeat (readiness, breakers) for the dashboard."""
+        while not self._stopping.wait(BEAT_SECONDS):
             try:
-                self._redis.ping()
+                beat_pipeline(self._redis, self._settings.names, self._beat()).execute()
             except REDIS_DOWN:
                 self._redis_up = False
                 continue
@@ -150,6 +153,17 @@ class Worker:
             self._gate.recovered()
             with contextlib.suppress(RedisUnavailable):
                 self._parts.adaptive.refresh()
+
+    def _beat(self) -> WorkerBeat:
+        states = self._parts.relays.states()
+        checks = self.readiness()
+        return WorkerBeat(
+            worker=self.name,
+            ready=all(checks.values()),
+            checks=checks,
+            breakers={relay: str(state) for relay, state in states.items()},
+            at=time.time(),
+        )
 
     def _connect(self, *, first: bool) -> None:
         backoff = 0.5

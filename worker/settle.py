@@ -17,6 +17,7 @@ from mailfleet.shared.job import EmailJob
 from mailfleet.shared.reports import Command, ReportKeys
 from mailfleet.shared.settings import Settings
 from mailfleet.shared.topology import tier_name
+from mailfleet.worker.campaign_counts import NoCounters, Outcome
 from mailfleet.worker.events import EventRecorder
 from mailfleet.worker.forward import Forwarder, Publisher
 from mailfleet.worker.inbox import Delivery
@@ -59,6 +60,10 @@ class Suppressor(Protocol):
     def add(self, address: str, reason: str) -> None: ...
 
 
+class Counters(Protocol):
+    def count(self, job: EmailJob, *outcomes: Outcome, recipients: int = 1) -> None: ...
+
+
 class Adaptive(Protocol):
     def throttled(self, domain: str) -> None: ...
 
@@ -77,6 +82,7 @@ class Settler:
         metrics: WorkerMetrics,
         adaptive: Adaptive,
         events: EventRecorder | None = None,
+        counters: Counters | None = None,
         tally: Tally | None = None,
     ) -> None:
         self._policy = RetryPolicy.from_settings(settings)
@@ -87,6 +93,7 @@ class Settler:
         self._metrics = metrics
         self._adaptive = adaptive
         self._events = events or EventRecorder(enabled=False)
+        self._counters: Counters = counters or NoCounters()
         self._tally = tally or Tally(_NoQueue(), ReportKeys(settings.names), metrics)
 
     def requeue(self, delivery: Delivery) -> None:
@@ -111,8 +118,12 @@ class Settler:
         )
         self._acker.ack(delivery)
 
-    def invalid(self, delivery: Delivery, error: str) -> None:
+    def invalid(self, delivery: Delivery, error: str, job: EmailJob | None = None) -> None:
+        """Dead-letter a message that is no valid job, or whose ``job`` cannot be rendered."""
         self._reject(delivery, "invalid", error)
+        if job is not None:
+            mailed = len(delivery.only_recipients or job.recipients())
+            self._counters.count(job, Outcome.DEAD_LETTERED, recipients=mailed)
 
     def crashed(self, delivery: Delivery) -> None:
         count = delivery.delivery_count
@@ -136,6 +147,8 @@ class Settler:
         delay = self._policy.wait_tier(seconds)
         self._forward.to_tier(delivery, delay, delivery.attempt, delivery.only_recipients)
         log.info("deferred", job_id=job.id, lane=delivery.lane, wait_s=round(delay, 1))
+        waiting = len(delivery.only_recipients or job.recipients())
+        self._counters.count(job, Outcome.DEFERRED, recipients=waiting)
         self._metrics.job("deferred", delivery.lane)
         self._acker.ack(delivery)
 
@@ -145,6 +158,8 @@ class Settler:
         delay = self._policy.wait_tier(RECHECK_SECONDS / 5)
         self._forward.to_tier(delivery, delay, delivery.attempt, delivery.only_recipients)
         log.info("bulk_paused", job_id=job.id, sender=domain_of(job.from_), wait_s=delay)
+        waiting = len(delivery.only_recipients or job.recipients())
+        self._counters.count(job, Outcome.DEFERRED, recipients=waiting)
         self._metrics.job("paused", delivery.lane)
         self._acker.ack(delivery)
 
@@ -171,6 +186,7 @@ class Settler:
                 self._ledger.mark(job.id, result.accepted)
             except RedisUnavailable as exc:  # delivered all the same: acking is still right
                 log.warning("sent_mark_failed", job_id=job.id, error=str(exc))
+            self._counters.count(job, Outcome.SENT, recipients=len(result.accepted))
             self._events.record(
                 EventKind.DELIVERED,
                 delivery,
@@ -213,6 +229,7 @@ class Settler:
             return
         delay = self._policy.delay_after(attempt)
         self._forward.to_tier(delivery, delay, attempt + 1, self._subset(job, refused))
+        self._counters.count(job, Outcome.DEFERRED, recipients=len(refused))
         self._tally.deferred(delivery, job, refused)
         self._events.record(
             EventKind.DEFERRED,
@@ -246,6 +263,8 @@ class Settler:
         reply = next(iter(refused.values()))
         self._forward.dead_letter(delivery, reason, str(reply), self._subset(job, refused))
         self._count_dead_letter(reason, delivery)
+        outcomes = [Outcome.DEAD_LETTERED] + ([Outcome.BOUNCED] if reason == "permanent" else [])
+        self._counters.count(job, *outcomes, recipients=len(refused))
         self._tally.dead_lettered(delivery, job, refused)
         self._events.record(
             EventKind.DEAD_LETTERED,
@@ -271,6 +290,9 @@ class Settler:
         error = _on_the_list(recipients)
         self._forward.dead_letter(delivery, "suppressed", error, self._subset(job, recipients))
         self._count_dead_letter("suppressed", delivery)
+        self._counters.count(
+            job, Outcome.DEAD_LETTERED, Outcome.SUPPRESSED, recipients=len(recipients)
+        )
         self._tally.suppressed(delivery, job, recipients)
         self._events.record(EventKind.SUPPRESSED, delivery, job, recipients)
         self._events.record(EventKind.DEAD_LETTERED, delivery, job, recipients, reason="suppressed")

@@ -17,11 +17,14 @@ from mailfleet.shared.sent_ledger import SentLedger
 from mailfleet.shared.sent_refs import SentRefs
 from mailfleet.shared.settings import Settings
 from mailfleet.shared.suppression import SuppressionList
+from mailfleet.shared.templates.render import Renderer
+from mailfleet.shared.templates.store import TemplateStore
 from mailfleet.shared.topology import Topology, build_topology
 from mailfleet.worker.batch_commit import BatchCommit, HeldAcks, WriteAheadLedger
 from mailfleet.worker.broker.consumer import LaneConsumer
 from mailfleet.worker.broker.event_publisher import EventPublisher
 from mailfleet.worker.broker.republisher import Republisher
+from mailfleet.worker.campaign_counts import CampaignCounters
 from mailfleet.worker.dispatch import Dispatcher
 from mailfleet.worker.envelopes import Envelopes
 from mailfleet.worker.events import EventRecorder
@@ -31,9 +34,11 @@ from mailfleet.worker.limits.admission import Admission
 from mailfleet.worker.limits.buckets import RateLimiter
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.paused import PausedSenders
+from mailfleet.worker.personalise import Personaliser
 from mailfleet.worker.pipeline import Pipeline
 from mailfleet.worker.redis_gate import RedisGate
 from mailfleet.worker.retry import RetryPolicy
+from mailfleet.worker.send_time import SendTime
 from mailfleet.worker.settle import Settler
 from mailfleet.worker.smtp.relay_pool import RelayPool
 from mailfleet.worker.smtp.transport import SmtpTransport, Transport
@@ -63,6 +68,7 @@ class Parts:
     topology: Topology
     transports: TransportFactory  # one transport per sender thread
     batch: int  # deliveries a sender takes at once
+    personaliser: Personaliser  # its cache of compiled templates serves every sender
     paused: PausedSenders  # the complaint guard's pauses, as last read
 
 
@@ -99,6 +105,9 @@ def build(settings: Settings, transports: TransportFactory | None = None) -> Par
         # Enough for one Redis round trip to pay for several emails, few enough that the
         # prefetched messages still spread over the senders.
         batch=max(1, min(_MAX_BATCH, settings.prefetch // settings.concurrency)),
+        personaliser=Personaliser(
+            TemplateStore(client, settings.names), Renderer(settings.max_rendered_bytes), gate
+        ),
         paused=PausedSenders(),
     )
 
@@ -126,6 +135,9 @@ def sender(parts: Parts) -> tuple[Pipeline, BatchCommit]:
     refs = SentRefs(parts.redis, settings.names, settings.sent_ttl) if settings.verp else None
     keys = ReportKeys(settings.names, settings.report_days)
     commit.tally = tally = Tally(commit.ledger, keys, parts.metrics, refs)
+    commit.campaigns = campaigns = CampaignCounters(
+        commit.ledger, settings.names, settings.sent_ttl
+    )
     settler = Settler(
         settings=settings,
         tally=tally,
@@ -136,6 +148,7 @@ def sender(parts: Parts) -> tuple[Pipeline, BatchCommit]:
         metrics=parts.metrics,
         adaptive=parts.adaptive,
         events=events,
+        counters=campaigns,
     )
     pipeline = Pipeline(
         limits=settings.job_limits,
@@ -145,6 +158,8 @@ def sender(parts: Parts) -> tuple[Pipeline, BatchCommit]:
         settler=settler,
         gate=parts.gate,
         metrics=parts.metrics,
+        send_time=SendTime(settings.lane_windows),
+        personaliser=parts.personaliser,
         envelopes=Envelopes(settings.verp),
         guard=ComplaintGuard(
             parts.redis, keys, settings.complaint_pause, settings.complaint_min_sends

@@ -1,6 +1,8 @@
 """``mailfleet demo``: a whole fleet on this machine, end to end.
 
-Starts an SMTP sink in-process, declares a fresh namespace, starts worker *processes*
+With ``--own-servers``, or when the URLs are left at their defaults and nothing answers
+there, it first brings up throwaway RabbitMQ and Redis (``own_servers.py``). It starts an
+SMTP sink in-process, declares a fresh namespace, starts worker *processes*
 (``mailfleet worker``: the producer never imports the worker), publishes sample emails
 with confirms, shows progress, reports, and removes the namespace again.
 """
@@ -9,15 +11,19 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 import subprocess
 import sys
 import time
 import uuid
 
 import redis
+from pydantic import SecretStr
 
 from mailfleet.producer.connection import open_connection
 from mailfleet.producer.devtools.namespace import remove_namespace
+from mailfleet.producer.devtools.own_servers import ServersMissing
+from mailfleet.producer.devtools.own_servers import own_servers as servers_of_our_own
 from mailfleet.producer.devtools.sink import SmtpSink
 from mailfleet.producer.publisher import Producer
 from mailfleet.producer.topology import queue_depths, topology_of
@@ -70,6 +76,21 @@ def _check_services(settings: Settings) -> str | None:
     return None
 
 
+def _open_dashboard(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    """``mailfleet dashboard`` on the demo's namespace, as a process of its own (the
+    dashboard reads the worker's limits; the producer side does not import them)."""
+    command = [sys.executable, "-m", "mailfleet.shared.cli", "dashboard", "--port", str(port)]
+    process = subprocess.Popen(command, env=env)  # noqa: S603 (our own interpreter)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return process
+
+
 def _progress(sent: int, total: int, queued: int, rate: float) -> str:
     width = 30
     filled = int(width * sent / total) if total else width
@@ -79,15 +100,54 @@ def _progress(sent: int, total: int, queued: int, rate: float) -> str:
     )
 
 
-def run(settings: Settings, *, emails: int, workers: int) -> int:
-    problem = _check_services(settings)
-    if problem:
+def _defaults(settings: Settings) -> bool:
+    """Neither URL was set: the user asked for no particular server."""
+    return not {"amqp_url", "redis_url"} & settings.model_fields_set
+
+
+def run(
+    settings: Settings,
+    *,
+    emails: int,
+    workers: int,
+    own_servers: bool = False,
+    dashboard_port: int | None = None,
+) -> int:
+    """The demo on the configured servers, or on throwaway ones: always with
+    ``own_servers``, and when the URLs are the defaults and nothing answers there."""
+    problem = None if own_servers else _check_services(settings)
+    if problem and not _defaults(settings):
         print(f"mailfleet demo: {problem}", file=sys.stderr)
         return 1
+    if not (own_servers or problem):
+        return _run(settings, emails, workers, dashboard_port)
+    if problem:
+        print("demo: nothing answers at the default URLs; starting throwaway servers")
+    try:
+        with servers_of_our_own() as urls:
+            print(
+                f"demo: RabbitMQ at {redact_url(urls.amqp_url)} and Redis at {urls.redis_url}, "
+                f"of its own ({urls.how}), removed afterwards"
+            )
+            own = settings.model_copy(
+                update={
+                    "amqp_url": SecretStr(urls.amqp_url),
+                    "redis_url": SecretStr(urls.redis_url),
+                }
+            )
+            return _run(own, emails, workers, dashboard_port)
+    except ServersMissing as exc:
+        print(f"mailfleet demo: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(settings: Settings, emails: int, workers: int, dashboard_port: int | None) -> int:
     settings = settings.model_copy(update={"namespace": f"demo-{uuid.uuid4().hex[:8]}"})
     with SmtpSink(keep_messages=False, pipelining=True) as sink:
         env = {
             **os.environ,
+            "MAILFLEET_AMQP_URL": settings.amqp_url.get_secret_value(),
+            "MAILFLEET_REDIS_URL": settings.redis_url.get_secret_value(),
             "MAILFLEET_NAMESPACE": settings.namespace,
             "MAILFLEET_SMTP_RELAYS": sink.url,
             "MAILFLEET_METRICS_PORT": "0",
@@ -102,6 +162,8 @@ def run(settings: Settings, *, emails: int, workers: int) -> int:
             subprocess.Popen([sys.executable, "-m", "mailfleet.shared.cli", "worker"], env=env)
             for _ in range(workers)
         ]
+        if dashboard_port is not None:
+            processes.append(_open_dashboard(env, dashboard_port))
         try:
             return _drive(settings, producer, sink, emails)
         finally:

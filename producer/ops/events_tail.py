@@ -14,6 +14,8 @@ import sys
 import time
 from typing import Any
 
+from kombu.connection import Connection
+
 from mailfleet.producer.amqp_errors import broker_errors
 from mailfleet.producer.connection import open_connection
 from mailfleet.shared.cli import EXIT_OK, Subparsers, positive_float, positive_int
@@ -50,37 +52,57 @@ def describe(event: Event) -> str:
     return "  ".join(parts)
 
 
-def run_tail(args: argparse.Namespace, settings: Settings) -> int:
-    exchange = settings.names.events_exchange
-    keys = [f"{kind}.*" for kind in args.kind] if args.kind else ["#"]
-    seen = 0
-    connection = open_connection(settings)
-    try:
+def binding_keys(kinds: list[str] | None) -> list[str]:
+    """The routing keys that select ``kinds`` of event (every kind when none is given)."""
+    return [f"{kind}.*" for kind in kinds] if kinds else ["#"]
+
+
+class EventTail:
+    """A server-named, exclusive, auto-deleted queue bound to the events exchange, and the
+    events it received; the caller owns (and releases) ``connection``."""
+
+    def __init__(self, connection: Connection, exchange: str, keys: list[str]) -> None:
+        self._connection = connection
+        self._exchange = exchange
+        self._received: list[bytes] = []
         with broker_errors(exchange, kind="exchange"):
             channel = connection.channel()
             queue, _, _ = channel.queue_declare("", exclusive=True, auto_delete=True)
             for key in keys:
                 channel.queue_bind(queue, exchange, key)
+            channel.basic_consume(queue, no_ack=True, callback=self._on_message)
 
-            def on_message(message: Any) -> None:
-                nonlocal seen
-                body = bytes(message.body)
+    def _on_message(self, message: Any) -> None:
+        self._received.append(bytes(message.body))
+
+    def poll(self, timeout: float) -> list[bytes]:
+        """The events (as published) that arrived within ``timeout`` seconds, maybe none."""
+        with broker_errors(self._exchange, kind="exchange"), contextlib.suppress(TimeoutError):
+            self._connection.drain_events(timeout=timeout)
+        received, self._received = self._received, []
+        return received
+
+
+def run_tail(args: argparse.Namespace, settings: Settings) -> int:
+    exchange = settings.names.events_exchange
+    keys = binding_keys(args.kind)
+    seen = 0
+    connection = open_connection(settings)
+    try:
+        tail = EventTail(connection, exchange, keys)
+        print(f"following {exchange} ({', '.join(keys)})", file=sys.stderr, flush=True)
+        last = time.monotonic()
+        while args.count is None or seen < args.count:
+            for body in tail.poll(0.5):
+                if args.count is not None and seen >= args.count:
+                    break
                 line = body.decode() if args.json else describe(Event.from_wire(body))
                 sys.stdout.write(line + "\n")
                 sys.stdout.flush()
                 seen += 1
-
-            channel.basic_consume(queue, no_ack=True, callback=on_message)
-            print(f"following {exchange} ({', '.join(keys)})", file=sys.stderr, flush=True)
-            last = time.monotonic()
-            while args.count is None or seen < args.count:
-                before = seen
-                with contextlib.suppress(TimeoutError):
-                    connection.drain_events(timeout=0.5)
-                if seen > before:
-                    last = time.monotonic()
-                elif args.idle is not None and time.monotonic() - last >= args.idle:
-                    break
+                last = time.monotonic()
+            if args.idle is not None and time.monotonic() - last >= args.idle:
+                break
     except KeyboardInterrupt:
         pass
     finally:

@@ -120,20 +120,27 @@ class StatsReader:
             for name, (messages, consumers) in found.items()
         }
 
+    def grouped(self) -> tuple[dict[str, QueueStat], dict[str, QueueStat], QueueStat]:
+        """The depths now as (lanes by lane, delay tiers by tier, the dead-letter queue)."""
+        depths = self.depths()
+        names = self._settings.names
+        lanes = {lane.value: depths[names.lane_queue(lane)] for lane in Lane}
+        delays = {
+            tier_name(delay): depths[names.delay_queue(delay)]
+            for delay in sorted(set(self._settings.retry_delays))
+        }
+        return lanes, delays, depths[names.dead_queue]
+
     def stats(self, before: Sample) -> tuple[Stats, Sample]:
         """Depths now, and the rate since ``before``; also the sample to measure the next from."""
-        depths = self.depths()
+        lanes, delays, dead = self.grouped()
         after = self.sample()
-        names = self._settings.names
         stats = Stats(
             namespace=self._settings.namespace,
             at=datetime.now(UTC),
-            lanes={lane.value: depths[names.lane_queue(lane)] for lane in Lane},
-            delays={
-                tier_name(delay): depths[names.delay_queue(delay)]
-                for delay in sorted(set(self._settings.retry_delays))
-            },
-            dead=depths[names.dead_queue],
+            lanes=lanes,
+            delays=delays,
+            dead=dead,
             delivered_total=after.delivered,
             interval_s=after.monotonic - before.monotonic,
             rate_per_s=send_rate(before, after),

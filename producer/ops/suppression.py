@@ -22,9 +22,14 @@ from mailfleet.shared.suppression import Suppressed, SuppressionList
 DEFAULT_REASON = "added by an operator"
 
 
+def normalized_address(text: str) -> str:
+    """The bare, lower-cased address in ``text`` (ValueError naming the problem)."""
+    return bare_address(check_address(text)).lower()
+
+
 def _address(text: str) -> str:
     try:
-        return bare_address(check_address(text)).lower()
+        return normalized_address(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 

@@ -150,3 +150,17 @@ def replies(smtp_server: SmtpSink) -> ScriptedReplies:
     scripted = ScriptedReplies()
     smtp_server.rcpt_reply = scripted.rcpt
     return scripted
+
+
+@pytest.fixture
+def events_queue(settings: Settings, amqp_connection: Connection) -> Iterator[str]:
+    """A queue of every event of the test's namespace, as a user would bind one."""
+    name = f"{settings.names.events_exchange}.test"
+    channel = amqp_connection.channel()
+    channel.queue_declare(name, durable=True)
+    channel.queue_bind(name, settings.names.events_exchange, "#")
+    try:
+        yield name
+    finally:
+        channel.queue_delete(name)
+        channel.close()

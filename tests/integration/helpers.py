@@ -25,6 +25,7 @@ from pydantic import BeforeValidator, SecretStr
 from mailfleet.producer.devtools.sink import SmtpSink
 from mailfleet.shared import names as headers
 from mailfleet.shared.durations import Rate
+from mailfleet.shared.events import EVENT_TYPE, Event
 from mailfleet.shared.job import EmailJob
 from mailfleet.shared.relays import Relay
 from mailfleet.shared.settings import Settings
@@ -266,3 +267,21 @@ def http_get(port: int, path: str) -> tuple[int, str]:
         return error.code, error.read().decode()
     except urllib.error.URLError as error:  # not listening (yet)
         return 0, str(error)
+
+
+def take_events(connection: Connection, queue: str) -> list[tuple[str, Event]]:
+    """Every event in ``queue`` now, acked, with its routing key; each checked against its
+    AMQP properties."""
+    channel = connection.channel()
+    found = []
+    try:
+        while (message := channel.basic_get(queue)) is not None:
+            assert EVENT_TYPE == message.properties.get("type")
+            event = Event.from_wire(bytes(message.body))
+            assert event.event_id == message.properties.get("message_id")
+            assert 2 == message.properties.get("delivery_mode")
+            found.append((message.delivery_info["routing_key"], event))
+            channel.basic_ack(message.delivery_tag)
+    finally:
+        channel.close()
+    return found

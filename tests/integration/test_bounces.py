@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from mailfleet.producer.devtools.sink import ReceivedMessage, SmtpSink
 from mailfleet.producer.publisher import Producer
-from mailfleet.shared.events import Event, EventKind
+from mailfleet.shared.events import EventKind
 from mailfleet.shared.settings import Settings
 from mailfleet.shared.suppression import SuppressionList
 from mailfleet.worker.bounces.inbound import InboundServer
@@ -30,6 +30,7 @@ from tests.integration.helpers import (
     mailfleet_command,
     make_job,
     settings_env,
+    take_events,
     wait_until,
 )
 from tests.integration.reports import complaint, dsn, free_port, ref_of, returned_headers
@@ -56,31 +57,6 @@ def inbound(verp_settings: Settings, redis_client: redis.Redis) -> Iterator[Inbo
     with server:
         yield server
     events.close()
-
-
-@pytest.fixture
-def events_queue(verp_settings: Settings, amqp_connection: Connection) -> Iterator[str]:
-    name = f"{verp_settings.names.events_exchange}.test"
-    channel = amqp_connection.channel()
-    channel.queue_declare(name, durable=True)
-    channel.queue_bind(name, verp_settings.names.events_exchange, "#")
-    try:
-        yield name
-    finally:
-        channel.queue_delete(name)
-        channel.close()
-
-
-def _events(connection: Connection, queue: str) -> list[Event]:
-    channel = connection.channel()
-    found = []
-    try:
-        while (message := channel.basic_get(queue)) is not None:
-            found.append(Event.from_wire(bytes(message.body)))
-            channel.basic_ack(message.delivery_tag)
-    finally:
-        channel.close()
-    return found
 
 
 def _send(settings: Settings, producer: Producer, *jobs: int, **fields: object) -> None:
@@ -112,16 +88,21 @@ def _suppressed(client: redis.Redis, settings: Settings) -> dict[str, str]:
     return {entry.address: entry.reason for entry in entries}
 
 
-def _report(settings: Settings, *args: str) -> dict[str, object]:
+def _mailfleet(settings: Settings, *args: str) -> str:
+    """What ``mailfleet ARGS`` prints, run as a command with ``settings``; it must exit 0."""
     result = subprocess.run(
-        [*mailfleet_command("report", "--json", *args)],
+        mailfleet_command(*args),
         env=settings_env(settings),
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
-    report: dict[str, object] = json.loads(result.stdout)
+    return result.stdout
+
+
+def _report(settings: Settings, *args: str) -> dict[str, object]:
+    report: dict[str, object] = json.loads(_mailfleet(settings, "report", "--json", *args))
     return report
 
 
@@ -154,7 +135,8 @@ def test_a_dsn_for_a_verp_token_suppresses_exactly_that_recipient(
     assert [bounced] == list(suppressed)
     assert "hard bounce 5.1.1" in suppressed[bounced]
     assert "User unknown" in suppressed[bounced]
-    bounces = [e for e in _events(amqp_connection, events_queue) if e.event is EventKind.BOUNCED]
+    events = [event for _, event in take_events(amqp_connection, events_queue)]
+    bounces = [event for event in events if event.event is EventKind.BOUNCED]
     assert [("job-2", bounced)] == [(event.job_id, event.recipient) for event in bounces]
     count = smtp_server.count
     _send(verp_settings, producer, 2, id="job-2-again")
@@ -225,7 +207,8 @@ def test_a_redacted_complaint_is_matched_by_the_ref_header(
     assert outputs[0].startswith("processed: complaint for job job-1")
     assert outputs[1].endswith("already processed")
     assert ["rcpt1@example.org"] == list(_suppressed(redis_client, verp_settings))
-    kinds = [e.event for e in _events(amqp_connection, events_queue) if e.job_id == "job-1"]
+    events = [event for _, event in take_events(amqp_connection, events_queue)]
+    kinds = [event.event for event in events if event.job_id == "job-1"]
     assert 1 == kinds.count(EventKind.COMPLAINED)
     report_rows = _report(verp_settings, "--by", "lane")["rows"]
     assert isinstance(report_rows, list)
@@ -333,24 +316,10 @@ def test_complaints_over_the_threshold_pause_bulk_mail_of_that_sender_only(
         producer.publish(make_job(13, **{"from": "Shop <shop@shop.example.com>", "lane": "bulk"}))
         assert wait_until(lambda: {"job-12", "job-13"} <= _job_ids(smtp_server), timeout=30)
         assert "job-11" not in _job_ids(smtp_server)
-        stats = subprocess.run(
-            mailfleet_command("stats", "--json"),
-            env=settings_env(settings),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        assert ["news.example.com"] == json.loads(stats.stdout)["bulk_paused"]
-        resumed = subprocess.run(
-            mailfleet_command("resume", "news.example.com"),
-            env=settings_env(settings),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        assert "resumed bulk mail from news.example.com\n" == resumed.stdout
+        stats = json.loads(_mailfleet(settings, "stats", "--json"))
+        assert ["news.example.com"] == stats["bulk_paused"]
+        resumed = _mailfleet(settings, "resume", "news.example.com")
+        assert "resumed bulk mail from news.example.com\n" == resumed
         assert wait_until(lambda: "job-11" in _job_ids(smtp_server), timeout=30)
     finally:
         worker.stop()

@@ -5,54 +5,28 @@ from __future__ import annotations
 
 import subprocess
 from collections import defaultdict
-from collections.abc import Iterator
 
-import pytest
 import redis
 from kombu.connection import Connection
 
 from mailfleet.producer.publisher import Producer
-from mailfleet.shared.events import EVENT_TYPE, Event, EventKind, event_id
+from mailfleet.shared.events import Event, EventKind, event_id
 from mailfleet.shared.settings import Settings
 from mailfleet.shared.suppression import SuppressionList
 from mailfleet.worker.broker.event_publisher import EventPublisher
 from mailfleet.worker.events import EventRecorder
-from tests.integration.helpers import WorkerThread, mailfleet_command, make_job, settings_env
+from tests.integration.helpers import (
+    WorkerThread,
+    mailfleet_command,
+    make_job,
+    settings_env,
+    take_events,
+)
 from tests.integration.relays import ScriptedReplies
 from tests.unit.fakes import make_delivery
 
 TRY_LATER = "451 4.3.0 Temporary local problem, try later"
 NO_SUCH_USER = "550 5.1.1 No such user here"
-
-
-@pytest.fixture
-def events_queue(settings: Settings, amqp_connection: Connection) -> Iterator[str]:
-    """A queue of every event of the test's namespace, as a user would bind one."""
-    name = f"{settings.names.events_exchange}.test"
-    channel = amqp_connection.channel()
-    channel.queue_declare(name, durable=True)
-    channel.queue_bind(name, settings.names.events_exchange, "#")
-    try:
-        yield name
-    finally:
-        channel.queue_delete(name)
-        channel.close()
-
-
-def _take_events(connection: Connection, queue: str) -> list[tuple[str, Event]]:
-    channel = connection.channel()
-    found = []
-    try:
-        while (message := channel.basic_get(queue)) is not None:
-            assert EVENT_TYPE == message.properties.get("type")
-            event = Event.from_wire(bytes(message.body))
-            assert event.event_id == message.properties.get("message_id")
-            assert 2 == message.properties.get("delivery_mode")
-            found.append((message.delivery_info["routing_key"], event))
-            channel.basic_ack(message.delivery_tag)
-    finally:
-        channel.close()
-    return found
 
 
 def _run(settings: Settings) -> None:
@@ -78,7 +52,7 @@ def test_each_fact_is_one_event_per_recipient_in_seq_order(
     producer.publish(make_job(1, lane="bulk"))  # the same id again: never mailed twice
     _run(settings)
 
-    received = _take_events(amqp_connection, events_queue)
+    received = take_events(amqp_connection, events_queue)
     by_recipient: dict[str, list[Event]] = defaultdict(list)
     for routing_key, event in received:
         assert f"{event.event.value}.{event.lane.value}" == routing_key
@@ -126,7 +100,7 @@ def test_events_off_publishes_none(
     quiet = settings.model_copy(update={"events": False})
     producer.publish(make_job(1))
     _run(quiet)
-    assert [] == _take_events(amqp_connection, events_queue)
+    assert [] == take_events(amqp_connection, events_queue)
 
 
 def test_events_tail_follows_the_stream_with_a_queue_of_its_own(
@@ -178,7 +152,6 @@ def test_a_deleted_events_exchange_is_declared_again_and_nothing_is_held_back(
     producer.publish(make_job(2))
     _run(settings)
     kinds = [
-        (event.job_id, event.event.value)
-        for _, event in _take_events(amqp_connection, events_queue)
+        (event.job_id, event.event.value) for _, event in take_events(amqp_connection, events_queue)
     ]
     assert [("job-2", "delivered")] == kinds

@@ -167,17 +167,20 @@ class TestBatchCommit:
         assert [] == rig.consumer.acked
 
         rig.commit.commit()
-        assert ["first write 3", "first write 3", *["first read"] * 6, "ack [1, 2]"] == rig.journal
+        assert ["first write 5", "first write 5", *["first read"] * 10, "ack [1, 2]"] == rig.journal
 
     def test_a_mark_writes_the_ledger_hash_its_expiry_and_the_counter(self) -> None:
         rig = Rig()
         rig.ledger.mark("job-1", ["a@example.org", "b@example.org"])
 
-        hset, expire, incrby = rig.first.written
+        hset, expire, incrby, slot, slot_expiry = rig.first.written
         assert ("HSET", "{unit}:sent:job-1", "a@example.org") == hset[:3]
         assert "b@example.org" == hset[4]
         assert ("EXPIRE", "{unit}:sent:job-1", TTL) == expire
         assert ("INCRBY", "{unit}:stats:delivered", 2) == incrby
+        assert ("INCRBY", 2) == (slot[0], slot[2])
+        assert str(slot[1]).startswith("{unit}:stats:delivered:")
+        assert ("EXPIRE", slot[1]) == slot_expiry[:2]
 
     def test_a_commit_with_nothing_marked_reads_nothing(self) -> None:
         rig = Rig()
@@ -204,7 +207,7 @@ class TestBatchCommit:
         rig.commit.acks.ack(delivery(2))
         rig.commit.commit()
         assert [[1], [2]] == rig.consumer.acked
-        assert ["first write 3", "ack [1]", "second write 3", *["second read"] * 3, "ack [2]"] == (
+        assert ["first write 5", "ack [1]", "second write 5", *["second read"] * 5, "ack [2]"] == (
             rig.journal
         )
 
@@ -218,7 +221,7 @@ class TestBatchCommit:
         rig.commit.commit()
 
         assert rig.first.disconnected
-        assert ["first write 3", "ack [1]"] == rig.journal  # job-1's replies went with it
+        assert ["first write 5", "ack [1]"] == rig.journal  # job-1's replies went with it
 
     def test_close_commits_and_gives_the_connection_back(self) -> None:
         rig = Rig()
@@ -227,7 +230,7 @@ class TestBatchCommit:
         rig.commit.close()
 
         assert [[1]] == rig.consumer.acked
-        assert 3 == rig.journal.count("first read")
+        assert 5 == rig.journal.count("first read")
         assert ([rig.first], False) == (rig.pool.released, rig.first.disconnected)
 
 
@@ -238,7 +241,7 @@ class TestEvents:
         rig.delivered(2)
         rig.commit.commit()
 
-        assert ["first read"] * 6 + ["events 2", "ack [1, 2]"] == rig.journal[2:]
+        assert ["first read"] * 10 + ["events 2", "ack [1, 2]"] == rig.journal[2:]
         assert [["job-1", "job-2"]] == [
             [event.job_id for event in events] for events in rig.sink.published
         ]

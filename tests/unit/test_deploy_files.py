@@ -42,7 +42,11 @@ SECRET_SETTINGS = {
     "webhooks",  # the endpoints' secrets
     "bounce_secret",
 }
-UNSET_SETTINGS = {"smtp_ca_file", "bounce_domain"}
+UNSET_SETTINGS = {
+    "smtp_ca_file",
+    "bounce_domain",
+    "dashboard_token",
+}  # the last: no worker reads it
 # Metrics the RabbitMQ exporter provides (an assumption stated in alerts.yml).
 EXPORTER_METRICS = {"rabbitmq_queue_messages_ready"}
 

@@ -82,7 +82,7 @@ class TestReadJobs:
     def test_whole_job_problem(self) -> None:
         """A rule about the whole job is reported against ``job``."""
         _, problems = read_jobs([line(text=None)], DEFAULT_LIMITS)
-        assert ["line 1: job: needs a body: text, html or both"] == problems
+        assert ["line 1: job: needs a body: text, html or both, or a template"] == problems
 
     def test_limits_applied(self) -> None:
         """The deployment's job limits apply to every line."""

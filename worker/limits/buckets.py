@@ -82,6 +82,13 @@ class RateLimiter:
     def _bucket(names: Names, key: str, label: str, rate: Rate, burst: int | None) -> Bucket:
         return Bucket(names.redis_key("rate", key), label, rate, burst or default_burst(rate))
 
+    def configured_buckets(self) -> list[Bucket]:
+        """Every bucket the settings name: the global one, per domain, per lane, per relay."""
+        buckets = [self._global] if self._global else []
+        buckets += [self._domains[domain] for domain in sorted(self._domains)]
+        buckets += [self._lanes[lane] for lane in Lane if lane in self._lanes]
+        return buckets + list(self._relays.values())
+
     @property
     def configured(self) -> bool:
         return bool(self._global or self._domains or self._lanes or self._relays)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import redis
@@ -14,7 +15,10 @@ from mailfleet.shared.job import EmailJob, Lane, parse_job
 from mailfleet.shared.redis_client import make_redis
 from mailfleet.shared.reports import ReportKeys
 from mailfleet.shared.settings import Settings
+from mailfleet.worker.limits.adaptive import AdaptiveLimits
+from mailfleet.worker.limits.bucket import Bucket
 from mailfleet.worker.limits.buckets import RateLimiter
+from mailfleet.worker.send_time import SendTime
 
 
 @dataclass(frozen=True)
@@ -34,10 +38,14 @@ class Explanation:
     lane: str
     limits: list[BucketState] = field(default_factory=list)
     paused: str | None = None  # why the complaint guard holds this bulk job back
+    window: str | None = None  # its send window, its own or its lane's
+    window_opens_at: str | None = None  # ISO 8601 UTC; now, while the window is open
+    window_wait_s: float = 0.0
 
     @property
     def wait_s(self) -> float:
-        return max((state.wait_s for state in self.limits), default=0.0)
+        buckets = max((state.wait_s for state in self.limits), default=0.0)
+        return max(buckets, self.window_wait_s)
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "wait_s": self.wait_s}, indent=2)
@@ -52,36 +60,76 @@ class Explanation:
             lines.append(
                 f"  {state.bucket:<28} {state.rate:>9}{slowed} burst {state.burst:<5} {now}"
             )
+        if self.window is not None:
+            when = f"opens {self.window_opens_at}" if self.window_wait_s else "open now"
+            lines.append(f"  send window {self.window}: {when}")
         if self.paused:
             lines.append(f"  paused: {self.paused}")
         lines.append(f"would wait {self.wait_s}s" + (" once the pause ends" if self.paused else ""))
         return "\n".join(lines)
 
 
-def explain(settings: Settings, path: Path) -> Explanation:
-    """The limits for the job in ``path`` (raises InvalidJobError / RedisUnavailable)."""
-    job = parse_job(path.read_bytes(), settings.job_limits)
+def bucket_state(limiter: RateLimiter, bucket: Bucket) -> BucketState:
+    """``bucket``'s rate, burst and, read from Redis now, its slow-down and wait."""
+    factor, wait = limiter.state(bucket)
+    return BucketState(
+        bucket=bucket.label,
+        key=bucket.key,
+        rate=str(bucket.rate),
+        burst=bucket.burst,
+        factor=round(factor, 3),
+        effective_rate=str(bucket.slowed(factor).rate),
+        wait_s=round(wait, 3),
+    )
+
+
+def explain_job(settings: Settings, job: EmailJob) -> Explanation:
+    """The limits that apply to ``job`` and their state now (raises RedisUnavailable)."""
     client = make_redis(settings)
     try:
         limiter = RateLimiter(client, settings)
-        states = []
-        for bucket in limiter.buckets_for(job, job.recipients()):
-            factor, wait = limiter.state(bucket)
-            states.append(
-                BucketState(
-                    bucket=bucket.label,
-                    key=bucket.key,
-                    rate=str(bucket.rate),
-                    burst=bucket.burst,
-                    factor=round(factor, 3),
-                    effective_rate=str(bucket.slowed(factor).rate),
-                    wait_s=round(wait, 3),
-                )
-            )
+        states = [bucket_state(limiter, b) for b in limiter.buckets_for(job, job.recipients())]
         paused = _pause_of(client, settings, job) if job.lane is Lane.BULK else None
     finally:
         client.close()
-    return Explanation(job.id, job.lane.value, states, paused)
+    window, opens_at, window_wait = _window_of(settings, job)
+    return Explanation(job.id, job.lane.value, states, paused, window, opens_at, window_wait)
+
+
+def _window_of(settings: Settings, job: EmailJob) -> tuple[str | None, str | None, float]:
+    """The job's send window (its own or its lane's), when it opens next, and the wait."""
+    window = SendTime(settings.lane_windows).window_of(job)
+    if window is None:
+        return None, None, 0.0
+    now = datetime.now(UTC).replace(microsecond=0)
+    opens = window.opens_at(now)
+    return window.describe(), opens.isoformat(), round((opens - now).total_seconds(), 3)
+
+
+def explain(settings: Settings, path: Path) -> Explanation:
+    """The limits for the job in ``path`` (raises InvalidJobError / RedisUnavailable)."""
+    return explain_job(settings, parse_job(path.read_bytes(), settings.job_limits))
+
+
+@dataclass(frozen=True)
+class FleetLimits:
+    """Every configured bucket's state, and the slow-down of each domain with a limit."""
+
+    buckets: list[BucketState]
+    slowdowns: dict[str, float]  # domain → factor (1.0: not slowed)
+
+
+def fleet_limits(settings: Settings) -> FleetLimits:
+    """What the dashboard's limits page shows (raises RedisUnavailable)."""
+    client = make_redis(settings)
+    try:
+        limiter = RateLimiter(client, settings)
+        states = [bucket_state(limiter, bucket) for bucket in limiter.configured_buckets()]
+        adaptive = AdaptiveLimits(client, settings.names, set(settings.domain_limits))
+        slowdowns = adaptive.refresh()
+    finally:
+        client.close()
+    return FleetLimits(states, slowdowns)
 
 
 def _pause_of(client: redis.Redis, settings: Settings, job: EmailJob) -> str | None:

@@ -16,6 +16,7 @@ from kombu.connection import Connection
 
 from mailfleet.producer.connection import open_connection
 from mailfleet.producer.ops.dlq.events import event_reader, replay_events
+from mailfleet.producer.ops.dlq.filters import build_selection
 from mailfleet.producer.ops.dlq.letter import DeadLetter, Selection
 from mailfleet.producer.ops.dlq.output import (
     export_record,
@@ -35,11 +36,11 @@ _SHOWN_IDS = 20
 
 
 def selection_of(args: argparse.Namespace) -> Selection:
-    return Selection(
-        reasons=frozenset(args.reason or ()),
-        lanes=frozenset(args.lane or ()),
-        domains=frozenset(domain.lower() for domain in args.domain or ()),
-        ids=frozenset(args.ids or ()),
+    return build_selection(
+        reasons=args.reason,
+        lanes=args.lane,
+        domains=args.domain,
+        ids=args.ids,
         older_than=args.older_than,
     )
 

@@ -21,12 +21,13 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from amqp import spec
 from kombu.connection import Connection
 
 from mailfleet.producer.amqp_errors import CLOSE_ERRORS, broker_errors
 from mailfleet.producer.ops.dlq.letter import DeadLetter, Selection, read_dead_letter
 from mailfleet.producer.ops.dlq.replay import ConfirmedMover, replay_message
-from mailfleet.producer.ops.dlq.report import PurgeReport, ReplayReport
+from mailfleet.producer.ops.dlq.report import Fingerprint, PurgeReport, ReplayReport
 from mailfleet.shared.errors import MailfleetError
 from mailfleet.shared.job import EmailJob
 from mailfleet.shared.recipients import RecipientFilter
@@ -58,10 +59,12 @@ class DeadLetterScan:
         )
         self._connection = connection
         self._channel = connection.channel()
-        self._channel.queue_declare(self._queue, passive=True)  # NotFound: not declared
+        # NotFound: not declared. The count is what the queue held ready as the scan began.
+        _, self.ready, _ = self._channel.queue_declare(self._queue, passive=True)
         self._started = datetime.now(UTC).replace(microsecond=0)
         self.total = 0  # letters yielded
-        self._held = 0  # taken and not acked: handed back at close
+        self._held: dict[int, None] = {}  # delivery tags taken and not acked, in order
+        self._acked = 0
 
     def __iter__(self) -> Iterator[DeadLetter]:
         while True:
@@ -69,7 +72,7 @@ class DeadLetterScan:
                 message = self._channel.basic_get(self._queue, no_ack=False)
             if message is None:
                 return
-            self._held += 1
+            self._held[int(message.delivery_tag)] = None
             letter = self._read(message)
             if letter is None:
                 continue
@@ -84,27 +87,54 @@ class DeadLetterScan:
         """Remove ``letter`` from the queue for good."""
         with broker_errors(self._queue):
             self._channel.basic_ack(letter.delivery_tag)
-        self._held -= 1
+        self._held.pop(letter.delivery_tag, None)
+        self._acked += 1
 
     def close(self, settle_within: float = 2.0) -> None:
-        """Close the channel: the broker requeues every letter taken and not acked. A quorum
-        queue does that asynchronously; wait (briefly) until they are back, so a command run
-        right after this one sees them."""
+        """Hand back every letter taken and not acked, then close the channel.
+
+        They are handed back one by one, in the order they were taken, and the channel is
+        closed only once they are all back: a quorum queue puts what a closing channel still
+        held back in no particular order, which would shuffle the queue on every read (and
+        a dashboard's pages, see paging.py). A quorum queue requeues asynchronously, so the
+        wait also lets a command run right after this one see them."""
+        with contextlib.suppress(*CLOSE_ERRORS):
+            for tag in self._held:
+                # basic.nack, not reject: RabbitMQ 4 counts a reject as a failed delivery
+                # (a quorum queue drops a message past its delivery limit). py-amqp has no
+                # basic_nack of its own.
+                self._channel.send_method(spec.Basic.Nack, "Lbb", (tag, False, True))
+            if self._held:
+                self._wait_until_back(settle_within)
         with contextlib.suppress(*CLOSE_ERRORS):
             self._channel.close()
-        if self._held <= 0:
-            return
+
+    def _wait_until_back(self, settle_within: float) -> None:
+        # Back once the queue holds as many as when the scan began, less the acked (letters
+        # that arrived meanwhile only add to it).
+        wanted = max(len(self._held), self.ready - self._acked)
         deadline = time.monotonic() + settle_within
         while time.monotonic() < deadline:
-            with contextlib.suppress(Exception):
-                channel = self._connection.channel()
-                try:
-                    _, ready, _ = channel.queue_declare(self._queue, passive=True)
-                finally:
-                    channel.close()
-                if ready >= self._held:
-                    return
-            time.sleep(0.02)
+            _, ready, _ = self._channel.queue_declare(self._queue, passive=True)
+            if ready >= wanted:
+                return
+            time.sleep(0.005)
+
+
+class Shown:
+    """The "act only on what was shown" rule: with fingerprints from a preview, each passes
+    as often as it was shown and no more; without them (``None``), every letter passes."""
+
+    def __init__(self, only: Counter[Fingerprint] | None) -> None:
+        self._left = None if only is None else Counter(only)
+
+    def take(self, letter: DeadLetter) -> bool:
+        if self._left is None:
+            return True
+        if self._left[letter.fingerprint] <= 0:
+            return False
+        self._left[letter.fingerprint] -= 1
+        return True
 
 
 class DeadLetterQueue:
@@ -152,21 +182,17 @@ class DeadLetterQueue:
         *,
         limit: int | None = None,
         dry_run: bool = False,
-        only: Counter[tuple[str, str, str, str, tuple[str, ...]]] | None = None,
+        only: Counter[Fingerprint] | None = None,
     ) -> PurgeReport:
         """Remove the matching dead letters for good (or, with ``dry_run``, count them);
         with ``only``, just those letters (fingerprints from an earlier dry run)."""
         now = datetime.now(UTC)
-        remaining = None if only is None else Counter(only)
+        shown = Shown(only)
         with self.browse() as scan:
             report = PurgeReport(total=0, dry_run=dry_run)
             for letter in scan:
-                if not selection.matches(letter, now):
+                if not (selection.matches(letter, now) and shown.take(letter)):
                     continue
-                if remaining is not None:
-                    if remaining[letter.fingerprint] <= 0:
-                        continue
-                    remaining[letter.fingerprint] -= 1
                 if not dry_run:
                     scan.ack(letter)
                 report.purged.append(letter.id)
@@ -184,10 +210,13 @@ class DeadLetterQueue:
         limit: int | None = None,
         rate: float | None = None,
         dry_run: bool = False,
+        only: Counter[Fingerprint] | None = None,
     ) -> ReplayReport:
         """Move matching dead letters back to their lanes; a broker or Redis failure stops
-        the replay and is kept in ``report.error`` beside what was done until then."""
+        the replay and is kept in ``report.error`` beside what was done until then. With
+        ``only``, just those letters (fingerprints from an earlier dry run)."""
         now = datetime.now(UTC)
+        shown = Shown(only)
         with self.browse() as scan:
             report = ReplayReport(total=0, dry_run=dry_run)
             mover = ConfirmedMover(
@@ -202,7 +231,7 @@ class DeadLetterQueue:
             queued: set[tuple[str, tuple[str, ...]]] = set()  # (job id, recipients) this run
             try:
                 for letter in scan:
-                    if not selection.matches(letter, now):
+                    if not (selection.matches(letter, now) and shown.take(letter)):
                         continue
                     if letter.job is None:
                         report.invalid.append(letter.id)
@@ -251,6 +280,7 @@ class DeadLetterQueue:
             report.skipped_sent.append(letter.id)
             return True
         queued.add(key)
+        report.fingerprints.append(letter.fingerprint)
         if not rechecked.to_send:
             skipped = report.skipped_suppressed if rechecked.suppressed else report.skipped_sent
             skipped.append(letter.id)

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# What tells two dead letters of one job apart: see DeadLetter.fingerprint.
+Fingerprint = tuple[str, str, str, str, tuple[str, ...]]
+
 
 @dataclass
 class ReplayReport:
@@ -19,6 +22,8 @@ class ReplayReport:
     failed: list[str] = field(default_factory=list)
     dropped_recipients: int = 0
     error: str | None = None
+    # The letters a dry run would replay or skip, so a confirmed replay acts on just those.
+    fingerprints: list[Fingerprint] = field(default_factory=list, repr=False)
 
     @property
     def skipped(self) -> int:
@@ -53,7 +58,9 @@ class ReplayReport:
         return f"dry run: {text}; nothing moved" if self.dry_run else text
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "skipped": self.skipped, "left": self.left}
+        data = {**asdict(self), "skipped": self.skipped, "left": self.left}
+        data.pop("fingerprints")
+        return data
 
 
 @dataclass
@@ -62,9 +69,7 @@ class PurgeReport:
     dry_run: bool = False
     purged: list[str] = field(default_factory=list)
     # The letters themselves, so a confirmed purge deletes exactly the ones shown.
-    fingerprints: list[tuple[str, str, str, str, tuple[str, ...]]] = field(
-        default_factory=list, repr=False
-    )
+    fingerprints: list[Fingerprint] = field(default_factory=list, repr=False)
 
     @property
     def left(self) -> int:

@@ -1,0 +1,1 @@
+"""Campaigns: one template, a recipient list, a job per recipient (`mailfleet campaign`)."""
