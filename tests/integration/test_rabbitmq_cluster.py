@@ -21,7 +21,7 @@ from tests.integration.helpers import DeliveryLedger, WorkerProcess, make_job, w
 from tests.integration.rabbitmq_cluster import RabbitCluster
 
 JOBS, CHUNK, WORKERS, PREFETCH = 5000, 250, 2, 50
-AHEAD = 1000
+AHEAD = 500
 # Sent twice at most: what the killed node's producer had unconfirmed (one chunk, published
 # again elsewhere), and per worker what it had unacked when its connection died (a prefetch,
 # sent by the worker and redelivered) and what its new connection was given of those (a
@@ -119,11 +119,12 @@ class TestClusterFailover:
         try:
             for worker in workers:
                 assert wait_until(lambda w=worker: "worker_started" in w.log(), 60), worker.log()
+            # Asked before the run: rabbitmqctl takes seconds on a loaded machine, and the
+            # kill must come while the producers are still publishing.
+            leader = rabbit_cluster.node(rabbit_cluster.leader_of(queue))
             for publishing in publishers:
                 publishing.start()
             assert wait_until(lambda: smtp_server.count >= 1500, timeout=120)
-
-            leader = rabbit_cluster.node(rabbit_cluster.leader_of(queue))
             leader.kill()
             assert wait_until(lambda: smtp_server.count >= 2500, timeout=120), smtp_server.count
             leader.start()
