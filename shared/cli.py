@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "explain": "mailfleet.worker.cli:register",
     "schema": "mailfleet.shared.schema:register",
     "webhooks": "mailfleet.worker.webhooks.cli:register",
+    "unsubscribe-server": "mailfleet.producer.unsubscribe.cli:register",
     "dashboard": "mailfleet.dashboard.cli:register",
     "template": "mailfleet.producer.templates_cli:register",
     "campaign": "mailfleet.producer.campaigns.cli:register",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
-_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m|h)\s*$")
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m|h|d)\s*$")
 
 
 def parse_duration(text: str) -> float:
@@ -41,7 +41,7 @@ class Rate:
     def parse(cls, text: str) -> Rate:
         match = _RATE.match(text)
         if match is None:
-            raise ValueError(f"{text!r} is not a rate like 200/s, 5000/m or 100000/h")
+            raise ValueError(f"{text!r} is not a rate like 200/s, 5000/m, 100000/h or 500000/d")
         count = float(match.group(1))
         if count <= 0:
             raise ValueError(f"{text!r} must allow more than zero")
@@ -52,7 +52,7 @@ class Rate:
         return self.count / self.per_seconds
 
     def __str__(self) -> str:
-        unit = {1.0: "s", 60.0: "m", 3600.0: "h"}[self.per_seconds]
+        unit = {1.0: "s", 60.0: "m", 3600.0: "h", 86400.0: "d"}[self.per_seconds]
         count = round(self.count, 3)
         count = int(count) if count == int(count) else count
         return f"{count}/{unit}"

@@ -60,6 +60,7 @@ _FIELD_NAME = re.compile(r"^[\x21-\x39\x3b-\x7e]{1,76}$")  # RFC 5322: printable
 _JOB_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 _MIME_TYPE = re.compile(r"[A-Za-z0-9][\w!#$&^.+-]*/[A-Za-z0-9][\w!#$&^.+-]*", re.ASCII)
 _TAG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+_LIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _CAMPAIGN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _MAX_MAP_ENTRIES = 32
 _MAX_MAP_VALUE = 256
@@ -182,6 +183,10 @@ class EmailJob(BaseModel):
     not_before: datetime | None = None
     tags: SmallMap = Field(default_factory=dict)
     metadata: SmallMap = Field(default_factory=dict)
+    # The mailing list of the job: the scope of its one-click unsubscribe (the lane when
+    # absent). ``unsubscribe`` asks for List-Unsubscribe (bulk: on unless false).
+    list_: str | None = Field(default=None, alias="list")
+    unsubscribe: bool | None = None
     # Personalised mail (shared/template_ref.py): rendered by the worker, instead of the
     # literal subject, text and html.
     template: TemplateRef | None = None
@@ -194,6 +199,13 @@ class EmailJob(BaseModel):
     def _job_id(cls, value: str) -> str:
         if _JOB_ID.fullmatch(value) is None:
             raise ValueError("must be 1-128 printable ASCII characters without spaces")
+        return value
+
+    @field_validator("list_")
+    @classmethod
+    def _list_name(cls, value: str | None) -> str | None:
+        if value is not None and _LIST_NAME.fullmatch(value) is None:
+            raise ValueError("must be 1-64 letters, digits, '.', '_' or '-'")
         return value
 
     @field_validator("headers")

@@ -16,6 +16,7 @@ from mailfleet.shared.job import EmailJob
 from mailfleet.shared.names import Names
 from mailfleet.shared.redis_client import redis_errors
 from mailfleet.shared.round_trip import ScriptCall, run_together
+from mailfleet.shared.scope import Scope
 from mailfleet.shared.sent_ledger import SentLedger
 from mailfleet.shared.suppression import SuppressionList
 
@@ -59,9 +60,10 @@ class RecipientFilter:
         ledger = SentLedger(client, names, ttl_seconds=0)  # its TTL is for writing
         return cls(client, ledger, SuppressionList(client, names))
 
-    def split(self, job_id: str, recipients: list[str]) -> Recipients:
-        """``recipients`` of ``job_id`` sorted, in a round trip of their own."""
-        call = self._call([job_id], [recipients])
+    def split(self, job_id: str, recipients: list[str], scope: Scope | None = None) -> Recipients:
+        """``recipients`` of ``job_id`` sorted, in a round trip of their own; suppressions
+        for ``scope`` (the job's, :meth:`Scope.of`) count too."""
+        call = self._call([job_id], [recipients], [scope])
         with redis_errors("cannot read the sent ledger"):
             answer = self._script(keys=call.keys, args=call.args)
         return self._sort([recipients], answer)[0]
@@ -74,15 +76,22 @@ class RecipientFilter:
     ) -> tuple[list[Recipients], list[Any]]:
         """The recipients ``per_job`` (:func:`wanted`) of ``batch``'s jobs sorted, with
         ``others`` in the same round trip; and the others' answers."""
-        call = self._call([job.id for _, job in batch], per_job)
+        scopes = [Scope.of(job) for _, job in batch]
+        call = self._call([job.id for _, job in batch], per_job, scopes)
         answers = run_together(self._client, [call, *others])
         return self._sort(per_job, answers[0]), answers[1:]
 
-    def _call(self, job_ids: Sequence[str], per_job: Sequence[list[str]]) -> ScriptCall:
-        keys = [self._suppression.key, *(self._ledger.key(job_id) for job_id in job_ids)]
+    def _call(
+        self,
+        job_ids: Sequence[str],
+        per_job: Sequence[list[str]],
+        scopes: Sequence[Scope | None],
+    ) -> ScriptCall:
+        keys = [self._suppression.key, self._suppression.scoped_key]
+        keys += [self._ledger.key(job_id) for job_id in job_ids]
         args: list[str | int] = []
-        for recipients in per_job:
-            args.append(len(recipients))
+        for recipients, scope in zip(per_job, scopes, strict=True):
+            args += [scope.suffix if scope else "", len(recipients)]
             args += [form for rcpt in recipients for form in (rcpt, rcpt.lower())]
         return ScriptCall(self._script, keys, args)
 

@@ -1,8 +1,16 @@
 """SMTP relay addresses.
 
-``smtp://[user:pass@]host:port[?starttls=true|false&weight=N&rate=100/s]`` or ``smtps://…``
+``smtp://[user:pass@]host:port[?starttls=true|false&weight=N&rate=100/s,50000/d]`` or
+``smtps://…``
 (implicit TLS). STARTTLS is required by default for every relay that is not on loopback;
 ``starttls=false`` turns it off explicitly (a local sink, a trusted network).
+
+``source=IP`` binds the connection to that local address. Several relay URLs with the same
+host and different sources form a source-IP pool: each is a relay of its own, with its own
+weight, breaker and rate.
+
+``warmup=50/d,100/d,500/d&since=2026-12-01`` caps a new source's day by a schedule, one
+step per UTC day from ``since``, and lifts the cap once the schedule is over.
 """
 
 from __future__ import annotations
@@ -14,11 +22,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from pydantic import SecretStr
 
 from mailfleet.shared.durations import Rate
+from mailfleet.shared.limit_spec import Budget, Limit, Warmup
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _DEFAULT_PORTS = {"smtp": 25, "smtps": 465}
-_OPTIONS = {"starttls", "weight", "rate"}
+_OPTIONS = {"starttls", "weight", "rate", "source", "warmup", "since"}
 
 
 def is_loopback(host: str) -> bool:
@@ -41,12 +50,17 @@ class Relay:
     username: str | None = None
     password: SecretStr | None = field(default=None, repr=False)
     weight: int = 1
-    rate: Rate | None = None
+    rate: Rate | None = None  # the pace of ?rate=
+    source: str | None = None  # the local address the connection binds to
+    budgets: tuple[Budget, ...] = ()  # the hourly and daily budgets of ?rate=
+    warmup: Warmup | None = None  # ?warmup=50/d,100/d,...&since=2026-12-01
 
     @property
     def name(self) -> str:
-        """``host:port``: how logs and metrics name the relay (no credentials)."""
-        return f"{self.host}:{self.port}"
+        """``host:port`` (``host:port@source`` with a source address): how logs, metrics and
+        rate-limit keys name the relay (no credentials)."""
+        where = f"{self.host}:{self.port}"
+        return where if self.source is None else f"{where}@{self.source}"
 
     @property
     def uses_starttls(self) -> bool:
@@ -67,10 +81,17 @@ class Relay:
             raise ValueError("relay URL has an invalid port") from exc
         if not 0 < port < 65536:
             raise ValueError("relay URL has an invalid port")
-        options = {key: values[-1].lower() for key, values in parse_qs(parts.query).items()}
+        query = parse_qs(parts.query, keep_blank_values=True)
+        options = {key: values[-1].lower() for key, values in query.items()}
         unknown = set(options) - _OPTIONS
         if unknown:
             raise ValueError(f"unknown relay option(s): {', '.join(sorted(unknown))}")
+        limit = Limit.parse(options["rate"]) if "rate" in options else Limit()
+        warmup = (
+            Warmup.parse(options["warmup"], options.get("since")) if "warmup" in options else None
+        )
+        if "since" in options and warmup is None:
+            raise ValueError("since is the first day of a warmup; give warmup= too")
         return cls(
             host=parts.hostname,
             port=port,
@@ -79,7 +100,10 @@ class Relay:
             username=unquote(parts.username) if parts.username else None,
             password=SecretStr(unquote(parts.password)) if parts.password else None,
             weight=_weight(options.get("weight", "1")),
-            rate=Rate.parse(options["rate"]) if "rate" in options else None,
+            rate=limit.pace,
+            source=_source(options["source"]) if "source" in options else None,
+            budgets=limit.budgets,
+            warmup=warmup,
         )
 
 
@@ -97,3 +121,10 @@ def _weight(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise ValueError("weight must be a whole number of at least 1")
     return int(value)
+
+
+def _source(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"source must be an IP address of this host, got {value!r}") from None

@@ -24,9 +24,11 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from mailfleet.shared.amqp_urls import failover_order, split_amqp_urls
+from mailfleet.shared.dkim_config import DkimKeyFile, parse_dkim_keys
 from mailfleet.shared.durations import Rate, parse_duration
 from mailfleet.shared.errors import ConfigError
 from mailfleet.shared.job import JobLimits, Lane
+from mailfleet.shared.limit_spec import Limit
 from mailfleet.shared.names import Names
 from mailfleet.shared.redis_urls import CLUSTER_SCHEME, SENTINEL_SCHEME, parse_hosts_url
 from mailfleet.shared.relays import Relay
@@ -57,7 +59,24 @@ def _parse_if_text(parser: Any) -> BeforeValidator:
     return BeforeValidator(lambda value: parser(value) if isinstance(value, str) else value)
 
 
+def _relay_list(value: Any) -> Any:
+    """A JSON list, or relay URLs separated by commas (a comma inside a URL's ``?rate=``
+    list is not a separator: only one before ``smtp://`` or ``smtps://`` is)."""
+    if isinstance(value, str) and not value.strip().startswith("["):
+        return [
+            item.strip() for item in re.split(r",(?=\s*(?:smtps?://|$))", value) if item.strip()
+        ]
+    return _list_or_csv(value)
+
+
+def _limit(value: Any) -> Any:
+    if isinstance(value, str):
+        return Limit.parse(value)
+    return Limit.of(value) if isinstance(value, Rate) else value
+
+
 RateSetting = Annotated[Rate, _parse_if_text(Rate.parse)]
+LimitSetting = Annotated[Limit, BeforeValidator(_limit)]  # "200/s,500000/d"
 DurationSetting = Annotated[float, _parse_if_text(parse_duration)]
 RelaySetting = Annotated[Relay, _parse_if_text(Relay.parse)]
 
@@ -76,7 +95,7 @@ class Settings(BaseSettings):
     # the cluster's size); an existing queue keeps the replicas it has.
     quorum_size: int = Field(default=3, ge=1, le=99)
 
-    smtp_relays: Annotated[list[RelaySetting], NoDecode, BeforeValidator(_list_or_csv)] = Field(
+    smtp_relays: Annotated[list[RelaySetting], NoDecode, BeforeValidator(_relay_list)] = Field(
         default_factory=lambda: [Relay.parse("smtp://127.0.0.1:1025")], min_length=1
     )
     smtp_timeout: DurationSetting = 10.0
@@ -95,10 +114,11 @@ class Settings(BaseSettings):
     concurrency: int = Field(default=8, ge=1, le=256)
     shutdown_grace: DurationSetting = 25.0
 
-    rate_limit: RateSetting | None = None
+    # Each a pace and/or budgets per hour and day (shared/limit_spec.py).
+    rate_limit: LimitSetting | None = None
     rate_burst: int | None = Field(default=None, ge=1)
-    domain_limits: dict[str, RateSetting] = Field(default_factory=dict)
-    lane_limits: dict[Lane, RateSetting] = Field(default_factory=dict)
+    domain_limits: dict[str, LimitSetting] = Field(default_factory=dict)
+    lane_limits: dict[Lane, LimitSetting] = Field(default_factory=dict)
 
     retry_delays: Annotated[list[DurationSetting], NoDecode, BeforeValidator(_list_or_csv)] = Field(
         default_factory=lambda: [5.0, 30.0, 120.0, 600.0, 3600.0], min_length=1
@@ -128,6 +148,16 @@ class Settings(BaseSettings):
     webhook_concurrency: int = Field(default=4, ge=1, le=64)  # requests in flight per endpoint
     events_queue: bool = False  # also declare {ns}.events.all, bound to every event
 
+    # Deliverability (README "Sending to Gmail and Yahoo"). DKIM: sender domain -> its keys,
+    # read by the worker at start-up (shared/dkim_config.py).
+    dkim_keys: Annotated[dict[str, list[DkimKeyFile]], BeforeValidator(parse_dkim_keys)] = Field(
+        default_factory=dict
+    )
+    # One-click unsubscribe: the public base URL of `mailfleet unsubscribe-server`, an
+    # optional mailto address, and the secret its links are signed with.
+    unsubscribe_url: str | None = None
+    unsubscribe_mailto: str | None = None
+    unsubscribe_secret: SecretStr | None = None
     # Bounces and complaints (worker/bounces/): VERP return paths under this domain.
     bounce_domain: str | None = None
     bounce_localpart: str = Field(default="bounces", pattern=r"^[A-Za-z0-9._-]{1,30}$")
@@ -174,7 +204,7 @@ class Settings(BaseSettings):
 
     @field_validator("domain_limits")
     @classmethod
-    def _lower_domains(cls, value: dict[str, Rate]) -> dict[str, Rate]:
+    def _lower_domains(cls, value: dict[str, Limit]) -> dict[str, Limit]:
         return {domain.lower(): rate for domain, rate in value.items()}
 
     @field_validator("bounce_domain")

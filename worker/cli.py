@@ -50,7 +50,10 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     }
     settings = settings.model_copy(update=overrides)
     if args.processes > 1:
+        from mailfleet.worker.mime.finish import check_finishing  # noqa: PLC0415
         from mailfleet.worker.processes.supervisor import Supervisor  # noqa: PLC0415
+
+        check_finishing(settings)  # a bad key stops the parent, not each child in turn
 
         return Supervisor(settings, args.processes, burst=args.burst).run()
     return Worker(settings, burst=args.burst).run()

@@ -13,7 +13,7 @@ import structlog
 
 from mailfleet.shared.job import EmailJob
 from mailfleet.shared.relays import Relay
-from mailfleet.worker.inbox import Delivery, GiveBack
+from mailfleet.worker.inbox import Delivery, GiveBack, OverBudget
 from mailfleet.worker.limits.admission import Admission, LeasePlan
 from mailfleet.worker.smtp.relay_pool import RelayPool
 from mailfleet.worker.smtp.replies import SmtpReply
@@ -53,7 +53,7 @@ class Dispatcher:
         then: NextOnRelay | None = None,
         drawn: Relay | None = None,
         leased: bool = False,
-    ) -> SendResult | GiveBack:
+    ) -> SendResult | GiveBack | OverBudget:
         """The relay's replies, or why the delivery goes back unsent. ``drawn`` is
         this envelope's relay if it was drawn already, when the one before it was sent;
         ``leased``: its tokens were taken ahead, with its batch's (see :meth:`lease`)."""
@@ -66,14 +66,14 @@ class Dispatcher:
                 if not self._is_current(delivery):
                     return GiveBack.STALE
             else:
-                chosen = self._pool.choose(exclude=tried, preferred=drawn)
+                chosen = self._admitted_relay(
+                    delivery, job, envelope, tried, drawn=drawn, leased=leased
+                )
                 if chosen is None:
                     break
+                if not isinstance(chosen, Relay):
+                    return chosen
                 relay = chosen
-                verdict = self._admit(delivery, job, envelope, relay, leased=leased)
-                if verdict is not None:
-                    self._pool.release(relay)
-                    return verdict
             leased = False  # a second relay's try takes tokens of its own
             try:
                 following = self._look_ahead(then, relay)
@@ -86,6 +86,36 @@ class Dispatcher:
                 return result
             tried.append(relay)
         return result if result is not None else no_relay(envelope)
+
+    def _admitted_relay(
+        self,
+        delivery: Delivery,
+        job: EmailJob,
+        envelope: Envelope,
+        tried: list[Relay],
+        *,
+        drawn: Relay | None,
+        leased: bool,
+    ) -> Relay | GiveBack | OverBudget | None:
+        """A usable relay with the envelope's tokens taken, or why the delivery goes back;
+        None when no relay is usable. A relay whose own budget is spent (a source IP that
+        warms up) is passed over for another one of the pool while any is left."""
+        spent: OverBudget | None = None
+        passed: list[Relay] = []
+        while True:
+            relay = self._pool.choose(exclude=[*tried, *passed], preferred=drawn)
+            if relay is None:
+                return spent
+            verdict = self._admit(delivery, job, envelope, relay, leased=leased)
+            if verdict is None:
+                return relay
+            self._pool.release(relay)
+            if not (isinstance(verdict, OverBudget) and verdict.per_relay):
+                return verdict
+            if spent is None or verdict.wait_seconds < spent.wait_seconds:
+                spent = verdict
+            passed.append(relay)
+            drawn = None
 
     @staticmethod
     def _look_ahead(then: NextOnRelay | None, relay: Relay) -> Envelope | None:
@@ -145,7 +175,7 @@ class Dispatcher:
 
     def _admit(
         self, delivery: Delivery, job: EmailJob, envelope: Envelope, relay: Relay, *, leased: bool
-    ) -> GiveBack | None:
+    ) -> GiveBack | OverBudget | None:
         """None once the envelope may go (its tokens taken), else why it goes back."""
         verdict = (
             None

@@ -57,6 +57,16 @@ class GiveBack(Enum):
     STALE = "stale"  # its connection is gone: the broker has requeued it already
 
 
+@dataclass(frozen=True)
+class OverBudget:
+    """A budget the delivery needs is spent: it waits in a delay tier, using no attempt,
+    until about ``wait_seconds`` from now, when the budget's next window starts."""
+
+    wait_seconds: float
+    budget: str  # the budget's label, for logs
+    per_relay: bool = False  # only its relay's: another relay of the pool may have room
+
+
 class Inbox:
     """Deliveries waiting for a sender thread: transactional before bulk, FIFO within a lane.
 

@@ -58,6 +58,16 @@ class WorkerMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.dkim_unsigned = Counter(
+            "mailfleet_dkim_unsigned",
+            "Emails sent without a DKIM signature: their sender domain has no key.",
+            registry=self.registry,
+        )
+        self.unsubscribe_skipped = Counter(
+            "mailfleet_unsubscribe_skipped",
+            "Emails that would carry List-Unsubscribe but go to several recipients at once.",
+            registry=self.registry,
+        )
         self.in_flight = Gauge(
             "mailfleet_in_flight", "Jobs a sender is working on.", registry=self.registry
         )

@@ -22,9 +22,10 @@ from mailfleet.shared.recipients import RecipientFilter, Recipients, wanted
 from mailfleet.shared.relays import Relay
 from mailfleet.worker.dispatch import Dispatcher
 from mailfleet.worker.envelopes import Envelopes
-from mailfleet.worker.inbox import Delivery, GiveBack
+from mailfleet.worker.inbox import Delivery, GiveBack, OverBudget
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.mime.build import build_message
+from mailfleet.worker.mime.finish import Finisher
 from mailfleet.worker.paused import PausedSenders
 from mailfleet.worker.personalise import Personaliser, Stopping
 from mailfleet.worker.redis_gate import RedisGate
@@ -52,6 +53,7 @@ class Pipeline:
         settler: Settler,
         gate: RedisGate,
         metrics: WorkerMetrics,
+        finisher: Finisher | None = None,
         send_time: SendTime | None = None,
         personaliser: Personaliser | None = None,
         envelopes: Envelopes | None = None,
@@ -68,6 +70,7 @@ class Pipeline:
         self._settler = settler
         self._gate = gate
         self._metrics = metrics
+        self._finisher = finisher
         self._send_time = send_time or SendTime()
         self._personaliser = personaliser
 
@@ -166,7 +169,10 @@ class Pipeline:
                 sent_before = [*recipients.already_sent, *recipients.to_send]  # twins: just now
                 self._settler.duplicate(delivery, job, sent_before)
         else:
-            envelope = self._envelopes.of(job, to_send, build_message(job))
+            message = build_message(job)
+            if self._finisher is not None:
+                message = self._finisher.finish(job, to_send, message)
+            envelope = self._envelopes.of(job, to_send, message)
         batch.envelopes[index] = envelope
         return envelope
 
@@ -210,6 +216,9 @@ class Pipeline:
         if isinstance(result, GiveBack):
             if result is GiveBack.STOPPING:
                 self._settler.requeue(delivery)
+            return
+        if isinstance(result, OverBudget):
+            self._settler.over_budget(delivery, job, result)
             return
         self._metrics.send_seconds.observe(time.monotonic() - sending)
         batch.sent.setdefault(job.id, set()).update(result.accepted)

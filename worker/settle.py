@@ -20,7 +20,7 @@ from mailfleet.shared.topology import tier_name
 from mailfleet.worker.campaign_counts import NoCounters, Outcome
 from mailfleet.worker.events import EventRecorder
 from mailfleet.worker.forward import Forwarder, Publisher
-from mailfleet.worker.inbox import Delivery
+from mailfleet.worker.inbox import Delivery, OverBudget
 from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.retry import RetryPolicy, sort_refused
 from mailfleet.worker.smtp.replies import SmtpReply
@@ -150,6 +150,21 @@ class Settler:
         waiting = len(delivery.only_recipients or job.recipients())
         self._counters.count(job, Outcome.DEFERRED, recipients=waiting)
         self._metrics.job("deferred", delivery.lane)
+        self._acker.ack(delivery)
+
+    def over_budget(self, delivery: Delivery, job: EmailJob, spent: OverBudget) -> None:
+        """Send a job whose budget is spent to a delay tier, without using an attempt; it is
+        checked again when it comes back (asking Redis only once the budget may have room)."""
+        delay = self._policy.wait_tier(spent.wait_seconds)
+        self._forward.to_tier(delivery, delay, delivery.attempt, delivery.only_recipients)
+        log.info(
+            "over_budget",
+            job_id=job.id,
+            lane=delivery.lane,
+            budget=spent.budget,
+            refills_in_s=round(spent.wait_seconds),
+        )
+        self._metrics.job("over_budget", delivery.lane)
         self._acker.ack(delivery)
 
     def pause(self, delivery: Delivery, job: EmailJob) -> None:

@@ -33,6 +33,7 @@ from mailfleet.worker.limits.adaptive import AdaptiveLimits
 from mailfleet.worker.limits.admission import Admission
 from mailfleet.worker.limits.buckets import RateLimiter
 from mailfleet.worker.metrics import WorkerMetrics
+from mailfleet.worker.mime.finish import Finisher, build_finisher
 from mailfleet.worker.paused import PausedSenders
 from mailfleet.worker.personalise import Personaliser
 from mailfleet.worker.pipeline import Pipeline
@@ -67,6 +68,7 @@ class Parts:
     dispatcher: Dispatcher
     topology: Topology
     transports: TransportFactory  # one transport per sender thread
+    finisher: Finisher  # List-Unsubscribe and DKIM, the last steps of building a message
     batch: int  # deliveries a sender takes at once
     personaliser: Personaliser  # its cache of compiled templates serves every sender
     paused: PausedSenders  # the complaint guard's pauses, as last read
@@ -78,6 +80,7 @@ def build(settings: Settings, transports: TransportFactory | None = None) -> Par
     consumer = LaneConsumer(settings, inbox.put)
     client = make_redis(settings)
     metrics = WorkerMetrics()
+    finisher = build_finisher(settings, metrics)  # first: a bad key stops start-up
     gate = RedisGate(stopping)
     suppression = SuppressionList(client, settings.names)
     limiter = RateLimiter(client, settings)
@@ -102,6 +105,7 @@ def build(settings: Settings, transports: TransportFactory | None = None) -> Par
             settings.names, settings.retry_delays, settings.delivery_limit, settings.quorum_size
         ),
         transports=transports or (lambda: smtp_transport(settings)),
+        finisher=finisher,
         # Enough for one Redis round trip to pay for several emails, few enough that the
         # prefetched messages still spread over the senders.
         batch=max(1, min(_MAX_BATCH, settings.prefetch // settings.concurrency)),
@@ -158,6 +162,7 @@ def sender(parts: Parts) -> tuple[Pipeline, BatchCommit]:
         settler=settler,
         gate=parts.gate,
         metrics=parts.metrics,
+        finisher=parts.finisher,
         send_time=SendTime(settings.lane_windows),
         personaliser=parts.personaliser,
         envelopes=Envelopes(settings.verp),

@@ -9,6 +9,7 @@ from starlette.responses import RedirectResponse, Response
 from mailfleet.dashboard.pages.common import context_of
 from mailfleet.producer.ops.suppression import DEFAULT_REASON, normalized_address
 from mailfleet.shared.redis_client import make_redis
+from mailfleet.shared.scope import EVERYTHING, Scope
 from mailfleet.shared.settings import Settings
 from mailfleet.shared.suppression import Suppressed, SuppressionList
 
@@ -20,15 +21,20 @@ def _search(settings: Settings, text: str) -> tuple[list[Suppressed], bool, int]
     try:
         suppression = SuppressionList(client, settings.names)
         entries, more = suppression.search(text, SHOWN)
-        return entries, more, suppression.size()
+        scoped, more_scoped = suppression.search_scoped(text, SHOWN)
+        return entries + scoped, more or more_scoped, suppression.size()
     finally:
         client.close()
 
 
-def _change(settings: Settings, address: str, reason: str | None) -> bool:
+def _change(
+    settings: Settings, address: str, reason: str | None, scope: Scope | None = None
+) -> bool:
     client = make_redis(settings)
     try:
         suppression = SuppressionList(client, settings.names)
+        if reason is None and scope is not None:
+            return suppression.remove_scoped(address, scope)
         if reason is None:
             return suppression.remove(address)
         suppression.add(address, reason)
@@ -73,6 +79,12 @@ async def add(request: Request) -> Response:
 async def remove(request: Request) -> Response:
     form = await request.form()
     address = str(form.get("address", "")).strip().lower()
-    if not await run_in_threadpool(_change, context_of(request).settings, address, None):
+    scope_text = str(form.get("scope", EVERYTHING)).strip() or EVERYTHING
+    try:
+        scope = None if scope_text == EVERYTHING else Scope.parse(scope_text)
+    except ValueError as exc:
+        return await _listing(request, "", 400, str(exc))
+    settings = context_of(request).settings
+    if not await run_in_threadpool(_change, settings, address, None, scope):
         return await _listing(request, "", 404, f"{address} is not on the suppression list")
     return RedirectResponse("/suppression", status_code=303)

@@ -33,6 +33,7 @@ class ReceivedMessage:
     rcpt_tos: tuple[str, ...]
     data: bytes
     received_at: float = field(default_factory=time.time)
+    peer: str = ""  # the client's address, as the relay saw it
 
     def parsed(self) -> Message:
         return message_from_bytes(self.data)
@@ -70,7 +71,10 @@ class _Handler:
         if reply is not None:
             return reply
         data = envelope.original_content or envelope.content
-        self._sink.record(ReceivedMessage(envelope.mail_from, tuple(recipients), bytes(data)))
+        peer = str(session.peer[0]) if session.peer else ""
+        self._sink.record(
+            ReceivedMessage(envelope.mail_from, tuple(recipients), bytes(data), peer=peer)
+        )
         return "250 2.0.0 Message accepted"
 
 

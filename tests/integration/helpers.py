@@ -27,6 +27,7 @@ from mailfleet.shared import names as headers
 from mailfleet.shared.durations import Rate
 from mailfleet.shared.events import EVENT_TYPE, Event
 from mailfleet.shared.job import EmailJob
+from mailfleet.shared.limit_spec import Limit
 from mailfleet.shared.relays import Relay
 from mailfleet.shared.settings import Settings
 from mailfleet.worker.runner import Worker
@@ -61,8 +62,13 @@ def _relay_url(relay: Relay) -> str:
     options = {"weight": str(relay.weight)}
     if relay.starttls is not None:
         options["starttls"] = str(relay.starttls).lower()
-    if relay.rate is not None:
-        options["rate"] = str(relay.rate)
+    if relay.rate is not None or relay.budgets:
+        options["rate"] = str(Limit(relay.rate, relay.budgets))
+    if relay.warmup is not None:
+        options["warmup"] = str(relay.warmup)
+        options["since"] = relay.warmup.since.isoformat()
+    if relay.source is not None:
+        options["source"] = relay.source
     query = "?" + "&".join(f"{key}={value}" for key, value in options.items())
     return f"{scheme}://{userinfo}{relay.host}:{relay.port}{query}"
 
@@ -79,6 +85,13 @@ def _env_value(value: Any) -> str | None:  # noqa: PLR0911 (one return per setti
         return ",".join(_relay_url(relay) for relay in value)
     if isinstance(value, list):
         return ",".join(f"{round(item * 1000)}ms" for item in value)
+    if isinstance(value, dict) and any(isinstance(item, list) for item in value.values()):
+        return json.dumps(  # e.g. the DKIM keys: a list of models per domain
+            {
+                str(key): [entry.model_dump(mode="json") for entry in item]
+                for key, item in value.items()
+            }
+        )
     if isinstance(value, dict):
         return json.dumps({str(key): str(item) for key, item in value.items()})
     if isinstance(value, float):

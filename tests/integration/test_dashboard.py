@@ -17,6 +17,7 @@ from mailfleet.producer.devtools.sink import SmtpSink
 from mailfleet.producer.publisher import Producer
 from mailfleet.shared.durations import Rate
 from mailfleet.shared.relays import Relay
+from mailfleet.shared.scope import Scope
 from mailfleet.shared.settings import Settings
 from mailfleet.shared.suppression import SuppressionList
 from tests.integration.dashboard_helpers import dashboard, publish_dead_letters
@@ -233,6 +234,26 @@ class TestActions:
         assert "<td>ann@example.org</td>" in found
         assert 303 == removed.status_code
         assert [] == suppression.entries()
+
+    def test_scoped_suppressions_are_shown_and_removed_by_scope(
+        self, settings: Settings, redis_client: redis.Redis
+    ) -> None:
+        """A one-click unsubscribe's entry shows its scope; removing it leaves the global one."""
+        suppression = SuppressionList(redis_client, settings.names)
+        suppression.add("ann@example.org", "bounced")
+        suppression.add_scoped("ann@example.org", Scope.parse("example.com/news"), "unsubscribed")
+        with dashboard(settings) as server, httpx.Client(base_url=server.url) as client:
+            page = client.get("/suppression", params={"q": "ann"}).text
+            csrf = _csrf(client, "/suppression")
+            removed = client.post(
+                "/suppression/remove",
+                data={"csrf": csrf, "address": "ann@example.org", "scope": "example.com/news"},
+            )
+        assert "<td>example.com/news</td>" in page
+        assert "<td>everything</td>" in page
+        assert 303 == removed.status_code
+        assert [] == suppression.scoped_entries()
+        assert ["ann@example.org"] == [entry.address for entry in suppression.entries()]
 
     def test_limits_show_every_bucket_and_explain_a_pasted_job(self, settings: Settings) -> None:
         limited = settings.model_copy(

@@ -14,9 +14,10 @@ import pytest
 from mailfleet.shared.durations import Rate
 from mailfleet.shared.errors import RedisUnavailable
 from mailfleet.shared.job import EmailJob, Lane
+from mailfleet.shared.limit_spec import Limit
 from mailfleet.shared.relays import Relay
 from mailfleet.shared.settings import Settings
-from mailfleet.worker.inbox import Delivery, GiveBack, Inbox
+from mailfleet.worker.inbox import Delivery, GiveBack, Inbox, OverBudget
 from mailfleet.worker.limits.admission import Admission
 from mailfleet.worker.limits.bucket import Bucket
 from mailfleet.worker.limits.buckets import TokenGrant
@@ -297,3 +298,57 @@ class TestFinishLease:
         result = rig.admission.finish_lease(jobs, plan, [raw_grant(granted), raw_grant(True)])
 
         assert [granted, True] == result
+
+
+BUDGETED = Settings(namespace="unit", rate_limit=Limit.parse("100/s,50/d"))
+
+
+class TestOverBudget:
+    """A spent budget is not waited for: the delivery goes back to wait in a delay tier, and
+    the budget is known as spent until its window ends, without asking Redis again."""
+
+    def budget(self, rig: Rig) -> Bucket:
+        return rig.buckets(FAST)[1]
+
+    def test_a_spent_budget_gives_over_budget_at_once(self) -> None:
+        """Refused by the day budget for 5 h: OverBudget with that wait, no waiting, no park."""
+        rig = Rig(settings=BUDGETED)
+        budget = self.budget(rig)
+        assert budget.is_budget
+        rig.limiter.grants.append(TokenGrant(False, 18000.0, budget))
+        rig.other_work()
+
+        verdict = rig.admit(make_delivery(FAST), FAST)
+
+        assert isinstance(verdict, OverBudget)
+        assert (18000.0, "global per day") == (verdict.wait_seconds, verdict.budget)
+        assert 1 == len(rig.limiter.takes)
+        assert 1 == len(rig.inbox.take_batch(10, 0.0))  # only the other work: nothing parked
+
+    def test_later_jobs_ask_redis_nothing(self) -> None:
+        """Once known as spent, the next job needing the budget is sent back without a call."""
+        rig = Rig(settings=BUDGETED)
+        rig.limiter.grants.append(TokenGrant(False, 60.0, self.budget(rig)))
+        rig.admit(make_delivery(FAST), FAST)
+
+        verdict = rig.admit(make_delivery(FAST, tag=2), FAST)
+
+        assert isinstance(verdict, OverBudget)
+        assert 0 < verdict.wait_seconds <= 60.0
+        assert 1 == len(rig.limiter.takes)
+
+    def test_a_spent_budget_is_left_out_of_the_lease(self) -> None:
+        """A batch's lease plans no call for jobs whose budget is known to be spent."""
+        rig = Rig(settings=BUDGETED)
+        rig.limiter.grants.append(TokenGrant(False, 60.0, self.budget(rig)))
+        rig.admit(make_delivery(FAST), FAST)
+
+        plan = rig.admission.plan_lease(asked(FAST, FAST))
+
+        assert ([], [False, False]) == (plan.calls, plan.granted)
+
+    def test_a_pace_refusal_is_not_over_budget(self) -> None:
+        """The pace of the same setting still parks or waits as before."""
+        rig = Rig(TokenGrant(False, 0.01, None), settings=BUDGETED)
+        assert rig.admit(make_delivery(FAST), FAST) is None
+        assert 2 == len(rig.limiter.takes)

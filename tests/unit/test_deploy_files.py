@@ -40,10 +40,12 @@ SECRET_SETTINGS = {
     "smtp_username",
     "smtp_password",
     "webhooks",  # the endpoints' secrets
+    "unsubscribe_secret",  # signs the one-click unsubscribe links
     "bounce_secret",
 }
 UNSET_SETTINGS = {
     "smtp_ca_file",
+    "dkim_keys",
     "bounce_domain",
     "dashboard_token",
 }  # the last: no worker reads it

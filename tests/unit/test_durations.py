@@ -105,14 +105,14 @@ class TestRate:
 
     @pytest.mark.parametrize(
         "text",
-        ["", "200", "/s", "200/", "200/d", "200/S", "200 per s", "-1/s", "0/s", "0.0/m", "a/s"],
+        ["", "200", "/s", "200/", "200/w", "200/S", "200 per s", "-1/s", "0/s", "0.0/m", "a/s"],
     )
     def test_invalid(self, text: str) -> None:
         """No period, an unknown period, a sign or zero is refused."""
         with pytest.raises(ValueError, match=r"rate|more than zero"):
             Rate.parse(text)
 
-    @pytest.mark.parametrize("text", ["200/s", "5000/m", "100000/h", "1.5/s", "0.5/h"])
+    @pytest.mark.parametrize("text", ["200/s", "5000/m", "100000/h", "1.5/s", "0.5/h", "50/d"])
     def test_str_round_trip(self, text: str) -> None:
         """``str`` of a parsed rate is its spelling, whole counts without a decimal point."""
         assert text == str(Rate.parse(text))

@@ -129,3 +129,25 @@ class TestRelayTls:
     def test_rate_option(self) -> None:
         """``rate=100/s`` gives the relay a bucket of its own."""
         assert "100/s" == str(Relay.parse("smtp://relay?rate=100/s").rate)
+
+
+class TestRelaySource:
+    """``source=IP``: the local address a relay's connections bind to."""
+
+    def test_source_names_the_relay(self) -> None:
+        """Two sources to one host are two relays, told apart by name (metrics, rate keys)."""
+        first = Relay.parse("smtp://relay:25?source=127.0.0.2")
+        second = Relay.parse("smtp://relay:25?source=127.0.0.3&weight=2")
+        assert ("127.0.0.2", "relay:25@127.0.0.2") == (first.source, first.name)
+        assert ("relay:25@127.0.0.3", 2) == (second.name, second.weight)
+        assert first != second
+
+    def test_ipv6_source_is_normalised(self) -> None:
+        """An IPv6 source is kept in its short form."""
+        assert "::1" == Relay.parse("smtp://relay?source=0:0:0:0:0:0:0:1").source
+
+    @pytest.mark.parametrize("value", ["relay.example.com", "127.0.0.256", ""])
+    def test_source_must_be_an_address(self, value: str) -> None:
+        """A source that is not an IP address is refused, naming the option."""
+        with pytest.raises(ValueError, match="source must be an IP address"):
+            Relay.parse(f"smtp://relay?source={value}")

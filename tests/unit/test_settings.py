@@ -10,6 +10,7 @@ import pytest
 from mailfleet.shared.durations import Rate
 from mailfleet.shared.errors import ConfigError
 from mailfleet.shared.job import JobLimits, Lane
+from mailfleet.shared.limit_spec import Budget, Limit
 from mailfleet.shared.names import Names
 from mailfleet.shared.relays import Relay
 from mailfleet.shared.settings import load_settings, redact_url
@@ -104,8 +105,14 @@ class TestVariables:
             ("MAILFLEET_PREFETCH", "50", "prefetch", 50),
             ("MAILFLEET_CONCURRENCY", "16", "concurrency", 16),
             ("MAILFLEET_SHUTDOWN_GRACE", "1m", "shutdown_grace", 60.0),
-            ("MAILFLEET_RATE_LIMIT", "200/s", "rate_limit", Rate(200, 1)),
-            ("MAILFLEET_RATE_LIMIT", "5000/m", "rate_limit", Rate(5000, 60)),
+            ("MAILFLEET_RATE_LIMIT", "200/s", "rate_limit", Limit(Rate(200, 1))),
+            ("MAILFLEET_RATE_LIMIT", "5000/m", "rate_limit", Limit(Rate(5000, 60))),
+            (
+                "MAILFLEET_RATE_LIMIT",
+                "200/s,500000/d",
+                "rate_limit",
+                Limit(Rate(200, 1), (Budget(500000, 86400),)),
+            ),
             ("MAILFLEET_RATE_BURST", "50", "rate_burst", 50),
             ("MAILFLEET_MAX_ATTEMPTS", "3", "max_attempts", 3),
             ("MAILFLEET_MAX_AGE", "1d", "max_age", 86400.0),
@@ -200,18 +207,21 @@ class TestVariables:
         monkeypatch.setenv(
             "MAILFLEET_DOMAIN_LIMITS", '{"Gmail.COM": "10/s", "example.org": "600/h"}'
         )
-        expected = {"gmail.com": Rate(10, 1), "example.org": Rate(600, 3600)}
+        expected = {
+            "gmail.com": Limit(Rate(10, 1)),
+            "example.org": Limit(None, (Budget(600, 3600),)),
+        }
         assert expected == load_settings().domain_limits
 
     def test_lane_limits_json(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """LANE_LIMITS is a JSON map of lane to rate."""
         monkeypatch.setenv("MAILFLEET_LANE_LIMITS", '{"bulk": "50/s"}')
-        assert {Lane.BULK: Rate(50, 1)} == load_settings().lane_limits
+        assert {Lane.BULK: Limit(Rate(50, 1))} == load_settings().lane_limits
 
     def test_lane_limits_nested(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """A nested variable (``__``) sets one lane's limit."""
         monkeypatch.setenv("MAILFLEET_LANE_LIMITS__BULK", "50/s")
-        assert {Lane.BULK: Rate(50, 1)} == load_settings().lane_limits
+        assert {Lane.BULK: Limit(Rate(50, 1))} == load_settings().lane_limits
 
     @pytest.mark.parametrize(
         ("value", "expected"),

@@ -5,7 +5,10 @@ as the limiter says, and never holds a thread hostage when others could use it:
 - a bulk job waiting for a token steps aside as soon as a transactional one is waiting;
 - a job held up by a bucket not every job needs (a slowed recipient domain, a lane, a
   relay) is parked in the inbox until that bucket frees up, so jobs for other domains
-  keep flowing. The global bucket is waited for in place: every job needs it anyway.
+  keep flowing. The global bucket is waited for in place: every job needs it anyway;
+- a job whose hourly or daily budget is spent is not held at all: it goes back as
+  :class:`OverBudget`, to wait in a delay tier without using an attempt. The budget is
+  remembered as spent until its window ends, so later jobs that need it ask Redis nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from mailfleet.shared.errors import RedisUnavailable
 from mailfleet.shared.job import EmailJob, Lane
 from mailfleet.shared.relays import Relay
 from mailfleet.shared.round_trip import ScriptCall
-from mailfleet.worker.inbox import Delivery, GiveBack, Inbox
+from mailfleet.worker.inbox import Delivery, GiveBack, Inbox, OverBudget
 from mailfleet.worker.limits.bucket import Bucket
 from mailfleet.worker.limits.buckets import RateLimiter, TokenGrant
 from mailfleet.worker.metrics import WorkerMetrics
@@ -56,15 +59,20 @@ class Admission:
         self._stopping = stopping
         self._lock = threading.Lock()
         self._blocked_until: dict[str, float] = {}  # bucket key -> when it is expected to free
+        self._spent: dict[str, tuple[float, Bucket]] = {}  # budget key -> (until, budget)
 
     def admit(
         self, delivery: Delivery, job: EmailJob, recipients: list[str], relay: Relay | None = None
-    ) -> GiveBack | None:
+    ) -> GiveBack | OverBudget | None:
         """Take the job's tokens, waiting for them if need be: None once taken, else why the
-        delivery goes back unsent (parked here in the inbox, or the worker is stopping)."""
+        delivery goes back unsent (parked here in the inbox, the worker is stopping, or a
+        budget is spent)."""
         buckets = self._limiter.buckets_for(job, recipients, relay)
         if not buckets:
             return None
+        spent = self._known_spent(buckets)
+        if spent is not None:
+            return spent
         known_busy = self._known_busy_until(buckets)
         if known_busy > time.monotonic() and self._inbox.ready():
             return self._park(delivery, known_busy)
@@ -86,6 +94,8 @@ class Admission:
             return False  # the ordinary path holds the job until Redis is back
         if admission.granted:
             self._granted(delivery, admission, 0.0)
+        else:
+            self._note_spent(admission)
         return admission.granted
 
     def plan_lease(self, jobs: Sequence[tuple[Delivery, EmailJob, list[str]]]) -> LeasePlan:
@@ -124,6 +134,8 @@ class Admission:
         alone: list[tuple[list[Bucket], int]] = []
         for (buckets, indexes), raw in zip(plan.takers, answers, strict=True):
             answer = self._limiter.answer(buckets, raw)
+            if len(indexes) == 1:
+                self._note_spent(answer)
             if answer.granted:
                 for index in indexes:
                     granted[index] = True
@@ -142,9 +154,13 @@ class Admission:
             granted[index] = answer.granted
             if answer.granted:
                 self._granted(jobs[index][0], answer, 0.0)
+            else:
+                self._note_spent(answer)
         return granted
 
-    def _wait_for_tokens(self, delivery: Delivery, buckets: list[Bucket]) -> GiveBack | None:
+    def _wait_for_tokens(
+        self, delivery: Delivery, buckets: list[Bucket]
+    ) -> GiveBack | OverBudget | None:
         started = time.monotonic()
         while not self._stopping.is_set():
             admission = self._gate.run(lambda: self._limiter.try_take(buckets, delivery.lane))
@@ -153,6 +169,9 @@ class Admission:
             if admission.granted:
                 self._granted(delivery, admission, time.monotonic() - started)
                 return None
+            spent = self._note_spent(admission)
+            if spent is not None:
+                return spent
             if self._parked_or_waited(delivery, admission):
                 return GiveBack.PARKED
         return GiveBack.STOPPING
@@ -195,3 +214,24 @@ class Admission:
         with self._lock:
             self._blocked_until[bucket.key] = until
         return until
+
+    def _note_spent(self, admission: TokenGrant) -> OverBudget | None:
+        """When a budget refused: remember it as spent until its window ends, and say so."""
+        budget = admission.blocking
+        if admission.granted or budget is None or not budget.is_budget:
+            return None
+        until = self._note_busy(budget, admission.wait_seconds)
+        with self._lock:
+            self._spent[budget.key] = (until, budget)
+        return OverBudget(admission.wait_seconds, budget.label, budget.per_relay)
+
+    def _known_spent(self, buckets: list[Bucket]) -> OverBudget | None:
+        """A budget among ``buckets`` known to be spent (the one that frees last), if any."""
+        now = time.monotonic()
+        with self._lock:
+            spent = [self._spent[b.key] for b in buckets if b.key in self._spent]
+        spent = [(until, budget) for until, budget in spent if until > now]
+        if not spent:
+            return None
+        until, budget = max(spent, key=lambda item: item[0])
+        return OverBudget(until - now, budget.label, budget.per_relay)

@@ -36,6 +36,23 @@ class Bucket:
     burst: int
     adaptive: str = ""  # the field of this bucket's factor in {ns}:adaptive, if it adapts
     every_job: bool = False  # the global bucket: every job needs it, so waiting can't be dodged
+    # A budget (see budget_bucket) counts sends per window instead of spacing them: its cap,
+    # or a warm-up's cap per day from first_day (days since the epoch); () for a pace.
+    caps: tuple[int, ...] = ()
+    window_s: int = 0
+    first_day: int = 0
+    per_relay: bool = False  # a relay's own budget: another relay of the pool may have room
+
+    @property
+    def is_budget(self) -> bool:
+        return bool(self.caps)
+
+    def script_args(self, lane: Lane) -> list[int | str]:
+        """This bucket's five arguments to ``gcra.lua``."""
+        if self.is_budget:
+            return [0, self.window_s, ",".join(map(str, self.caps)), self.first_day, 0]
+        spare = self.spare_for(lane)
+        return [self.interval_us, spare, self.adaptive, self.burst, self.spare_for(Lane.BULK)]
 
     @property
     def interval_us(self) -> int:
@@ -88,6 +105,32 @@ class Bucket:
     def slowed(self, factor: float) -> Bucket:
         """This bucket at ``factor`` of its rate (for reports)."""
         return replace(self, rate=Rate(self.rate.count * factor, self.rate.per_seconds))
+
+
+def budget_bucket(
+    key: str,
+    label: str,
+    window_s: int,
+    caps: tuple[int, ...],
+    first_day: int = 0,
+    *,
+    every_job: bool = False,
+    per_relay: bool = False,
+) -> Bucket:
+    """A budget: at most ``caps`` sends per calendar window of ``window_s`` (an hour or a
+    UTC day, on Redis's clock), refilled when the next window starts. Several caps are a
+    warm-up: one per day from ``first_day``, and no cap once they are used up."""
+    return Bucket(
+        key,
+        label,
+        Rate(caps[0], window_s),
+        burst=caps[0],
+        every_job=every_job,
+        caps=caps,
+        window_s=window_s,
+        first_day=first_day,
+        per_relay=per_relay,
+    )
 
 
 def default_burst(rate: Rate) -> int:

@@ -19,15 +19,16 @@ from importlib.resources import files
 import redis
 
 from mailfleet.shared.addresses import domain_of
-from mailfleet.shared.durations import Rate
+from mailfleet.shared.durations import Rate, format_duration
 from mailfleet.shared.job import EmailJob, Lane
+from mailfleet.shared.limit_spec import DAY, Limit
 from mailfleet.shared.names import Names
 from mailfleet.shared.redis_client import redis_errors
 from mailfleet.shared.redis_ha import follow_moved, slot_client
 from mailfleet.shared.relays import Relay
 from mailfleet.shared.round_trip import ScriptCall
 from mailfleet.shared.settings import Settings
-from mailfleet.worker.limits.bucket import Bucket, default_burst
+from mailfleet.worker.limits.bucket import Bucket, budget_bucket, default_burst
 
 _SCRIPT = files("mailfleet.worker.limits").joinpath("gcra.lua").read_text()
 _MICROS = 1_000_000
@@ -42,6 +43,20 @@ class TokenGrant:
     at_us: int = 0  # Redis's clock when the script answered (0: no bucket, no script)
 
 
+@dataclass(frozen=True)
+class BudgetState:
+    """A budget now: its cap in this window (None: a warm-up that is over), what is used
+    and when the next window starts."""
+
+    cap: int | None
+    used: int
+    refills_in_s: float
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.cap is None else max(0, self.cap - self.used)
+
+
 class RateLimiter:
     """Which buckets apply to a job, and taking one token from each of them atomically."""
 
@@ -50,60 +65,107 @@ class RateLimiter:
         self._names = settings.names
         self._script = client.register_script(_SCRIPT)
         names = settings.names
-        self._global = (
-            replace(
-                self._bucket(names, "global", "global", settings.rate_limit, settings.rate_burst),
-                every_job=True,
+        self._global = [
+            replace(bucket, every_job=True)
+            for bucket in self._buckets(
+                names, "global", "global", settings.rate_limit, settings.rate_burst
             )
-            if settings.rate_limit
-            else None
-        )
+        ]
         self._domains = {
-            domain: replace(
-                self._bucket(names, f"domain:{domain}", f"domain {domain}", rate, None),
-                adaptive=domain,
-            )
-            for domain, rate in settings.domain_limits.items()
+            domain: [
+                bucket if bucket.is_budget else replace(bucket, adaptive=domain)
+                for bucket in self._buckets(names, f"domain:{domain}", f"domain {domain}", limit)
+            ]
+            for domain, limit in settings.domain_limits.items()
         }
         self._adaptive_key = names.redis_key("adaptive")
         self._relays = {
-            relay: self._bucket(
-                names, f"relay:{relay.name}", f"relay {relay.name}", relay.rate, None
-            )
+            relay: buckets
             for relay in settings.smtp_relays
-            if relay.rate is not None
+            if (buckets := self._relay_buckets(names, relay))
         }
         self._lanes = {
-            lane: self._bucket(names, f"lane:{lane.value}", f"lane {lane.value}", rate, None)
-            for lane, rate in settings.lane_limits.items()
+            lane: self._buckets(names, f"lane:{lane.value}", f"lane {lane.value}", limit)
+            for lane, limit in settings.lane_limits.items()
         }
 
     @staticmethod
     def _bucket(names: Names, key: str, label: str, rate: Rate, burst: int | None) -> Bucket:
         return Bucket(names.redis_key("rate", key), label, rate, burst or default_burst(rate))
 
+    @classmethod
+    def _buckets(
+        cls,
+        names: Names,
+        key: str,
+        label: str,
+        limit: Limit | Rate | None,
+        burst: int | None = None,
+    ) -> list[Bucket]:
+        """A limit's pace bucket (``{ns}:rate:<key>``) and its budgets (``…:1h``, ``…:1d``)."""
+        if limit is None:
+            return []
+        limit = Limit.of(limit)
+        buckets = [cls._bucket(names, key, label, limit.pace, burst)] if limit.pace else []
+        for budget in limit.budgets:
+            window = format_duration(budget.window_seconds)
+            buckets.append(
+                budget_bucket(
+                    names.redis_key("rate", key, window),
+                    f"{label} per {'day' if budget.window_seconds == DAY else 'hour'}",
+                    budget.window_seconds,
+                    (budget.count,),
+                )
+            )
+        return buckets
+
+    @classmethod
+    def _relay_buckets(cls, names: Names, relay: Relay) -> list[Bucket]:
+        key, label = f"relay:{relay.name}", f"relay {relay.name}"
+        buckets = cls._buckets(names, key, label, Limit(relay.rate, relay.budgets))
+        if relay.warmup is not None:
+            warmup = budget_bucket(
+                names.redis_key("rate", key, "warmup"),
+                f"{label} warm-up",
+                DAY,
+                relay.warmup.caps,
+                relay.warmup.first_day,
+            )
+            buckets.append(warmup)
+        return [
+            replace(bucket, per_relay=True) if bucket.is_budget else bucket for bucket in buckets
+        ]
+
     def configured_buckets(self) -> list[Bucket]:
-        """Every bucket the settings name: the global one, per domain, per lane, per relay."""
-        buckets = [self._global] if self._global else []
-        buckets += [self._domains[domain] for domain in sorted(self._domains)]
-        buckets += [self._lanes[lane] for lane in Lane if lane in self._lanes]
-        return buckets + list(self._relays.values())
+        """Every bucket the settings name: global, per domain, per lane, per relay."""
+        buckets = list(self._global)
+        for domain in sorted(self._domains):
+            buckets += self._domains[domain]
+        for lane in Lane:
+            buckets += self._lanes.get(lane, ())
+        for relay_buckets in self._relays.values():
+            buckets += relay_buckets
+        return buckets
 
     @property
     def configured(self) -> bool:
         return bool(self._global or self._domains or self._lanes or self._relays)
 
+    def relay_buckets(self) -> dict[Relay, list[Bucket]]:
+        """Each relay's own buckets (for ``mailfleet explain``)."""
+        return dict(self._relays)
+
     def buckets_for(
         self, job: EmailJob, recipients: list[str], relay: Relay | None = None
     ) -> list[Bucket]:
         """Every bucket a send of ``job`` to ``recipients`` through ``relay`` takes from."""
-        buckets = [self._global] if self._global else []
+        buckets = list(self._global)
         domains = sorted({domain_of(rcpt) for rcpt in recipients})
-        buckets += [self._domains[domain] for domain in domains if domain in self._domains]
-        if job.lane in self._lanes:
-            buckets.append(self._lanes[job.lane])
-        if relay is not None and relay in self._relays:
-            buckets.append(self._relays[relay])
+        for domain in domains:
+            buckets += self._domains.get(domain, ())
+        buckets += self._lanes.get(job.lane, ())
+        if relay is not None:
+            buckets += self._relays.get(relay, ())
         return buckets
 
     @property
@@ -160,8 +222,7 @@ class RateLimiter:
         """The script's keys and arguments for taking one token from each of ``buckets``."""
         args: list[int | str] = []
         for bucket in buckets:
-            args += [bucket.interval_us, bucket.spare_for(lane), bucket.adaptive]
-            args += [bucket.burst, bucket.spare_for(Lane.BULK)]
+            args += bucket.script_args(lane)
         keys = [key for bucket in buckets for key in (bucket.key, bucket.recent_key)]
         return [*keys, self._adaptive_key], args
 
@@ -184,6 +245,23 @@ class RateLimiter:
         if oldest is not None:
             allowed_at = max(allowed_at, int(oldest) + span)
         return factor, max(0.0, allowed_at - now) / _MICROS
+
+    def budget_state(self, bucket: Bucket) -> BudgetState:
+        """What is left of a budget now, read as ``gcra.lua`` counts it."""
+        with redis_errors(_UNREACHABLE):
+            now_s, _ = self._client.time()
+            raw = self._client.get(bucket.key)
+        window = now_s // bucket.window_s
+        used = 0
+        if raw is not None:
+            text = raw.decode() if isinstance(raw, bytes) else str(raw)
+            stored_window, _, stored_used = text.partition(":")
+            used = int(stored_used) if int(stored_window) == window else 0
+        cap = bucket.caps[0] if len(bucket.caps) == 1 else None
+        if len(bucket.caps) > 1:
+            step = max(0, now_s // 86400 - bucket.first_day)
+            cap = bucket.caps[step] if step < len(bucket.caps) else None
+        return BudgetState(cap, used, float((window + 1) * bucket.window_s - now_s))
 
 
 def _admission(buckets: list[Bucket], answer: list[int]) -> TokenGrant:

@@ -1,4 +1,9 @@
-"""``mailfleet explain JOB.json``: which limits apply to a job, their state, and its wait."""
+"""``mailfleet explain JOB.json``: which limits apply to a job, their state, and its wait.
+
+Paces show whether a token is there; budgets show what is left of this hour or day and when
+the next one starts; a relay's own limits (its pace, budgets, warm-up) are listed per relay,
+as the job would meet them on the relay it is sent through.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import redis
 from mailfleet.shared.addresses import domain_of
 from mailfleet.shared.complaint_guard import ComplaintGuard
 from mailfleet.shared.job import EmailJob, Lane, parse_job
+from mailfleet.shared.limit_spec import DAY
 from mailfleet.shared.redis_client import make_redis
 from mailfleet.shared.reports import ReportKeys
 from mailfleet.shared.settings import Settings
@@ -30,6 +36,18 @@ class BucketState:
     factor: float  # adaptive: below 1 while the domain pushes back
     effective_rate: str
     wait_s: float
+    remaining: int | None = None  # a budget: sends left in this window (None: no cap today)
+    refills_in_s: float | None = None  # a budget: when its next window starts
+
+    def describe(self) -> str:
+        if self.refills_in_s is None:
+            now = "token available" if not self.wait_s else f"next token in {self.wait_s}s"
+            slowed = "" if self.factor >= 1 else f" (slowed to {self.effective_rate})"
+            return f"  {self.bucket:<28} {self.rate:>9}{slowed} burst {self.burst:<5} {now}"
+        refill = _spell(self.refills_in_s)
+        if self.remaining is None:
+            return f"  {self.bucket:<28} {self.rate:>9} warm-up over, no cap (day ends in {refill})"
+        return f"  {self.bucket:<28} {self.rate:>9} {self.remaining} left, refills in {refill}"
 
 
 @dataclass(frozen=True)
@@ -54,12 +72,7 @@ class Explanation:
         lines = [f"job {self.job_id} (lane {self.lane})"]
         if not self.limits:
             lines.append("  no limit applies (MAILFLEET_RATE_LIMIT, _DOMAIN_LIMITS, _LANE_LIMITS)")
-        for state in self.limits:
-            now = "token available" if not state.wait_s else f"next token in {state.wait_s}s"
-            slowed = "" if state.factor >= 1 else f" (slowed to {state.effective_rate})"
-            lines.append(
-                f"  {state.bucket:<28} {state.rate:>9}{slowed} burst {state.burst:<5} {now}"
-            )
+        lines += [state.describe() for state in self.limits]
         if self.window is not None:
             when = f"opens {self.window_opens_at}" if self.window_wait_s else "open now"
             lines.append(f"  send window {self.window}: {when}")
@@ -70,7 +83,24 @@ class Explanation:
 
 
 def bucket_state(limiter: RateLimiter, bucket: Bucket) -> BucketState:
-    """``bucket``'s rate, burst and, read from Redis now, its slow-down and wait."""
+    """``bucket``'s rate, burst and, read from Redis now, its slow-down and wait; for a
+    budget, what is left and when it refills."""
+    if bucket.is_budget:
+        budget = limiter.budget_state(bucket)
+        unit = "d" if bucket.window_s == DAY else "h"
+        rate = "-" if budget.cap is None else f"{budget.cap}/{unit}"
+        spent = budget.remaining == 0
+        return BucketState(
+            bucket=bucket.label,
+            key=bucket.key,
+            rate=rate,
+            burst=0,
+            factor=1.0,
+            effective_rate=rate,
+            wait_s=round(budget.refills_in_s, 3) if spent else 0.0,
+            remaining=budget.remaining,
+            refills_in_s=round(budget.refills_in_s, 3),
+        )
     factor, wait = limiter.state(bucket)
     return BucketState(
         bucket=bucket.label,
@@ -88,7 +118,10 @@ def explain_job(settings: Settings, job: EmailJob) -> Explanation:
     client = make_redis(settings)
     try:
         limiter = RateLimiter(client, settings)
-        states = [bucket_state(limiter, b) for b in limiter.buckets_for(job, job.recipients())]
+        buckets = limiter.buckets_for(job, job.recipients())
+        for relay_buckets in limiter.relay_buckets().values():
+            buckets += relay_buckets
+        states = [bucket_state(limiter, bucket) for bucket in buckets]
         paused = _pause_of(client, settings, job) if job.lane is Lane.BULK else None
     finally:
         client.close()
@@ -148,3 +181,13 @@ def _pause_of(client: redis.Redis, settings: Settings, job: EmailJob) -> str | N
                 f"({pause.rate * 100:.2f} %); `mailfleet resume {sender}` lifts it"
             )
     return None
+
+
+def _spell(seconds: float) -> str:
+    """``3h 2m``, ``5m 10s`` or ``42s``."""
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {secs}s" if minutes else f"{secs}s"

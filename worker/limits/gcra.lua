@@ -11,6 +11,12 @@
 -- ARGV[5n+1]   how many tokens to take from each bucket, all or none (1 if absent): a
 --              sender leases its batch's tokens in one call
 --
+-- A budget (ARGV[5i-4] = 0) counts sends per calendar window instead: KEYS[2i-1] holds
+-- "<window number>:<used>" (KEYS[2i] is not used), ARGV[5i-3] is the window in seconds
+-- (3600 or 86400), ARGV[5i-2] its cap, or a warm-up's caps one per UTC day, comma-separated,
+-- and ARGV[5i-1] the warm-up's first day (days since the epoch). A warm-up past its last
+-- day caps nothing. A spent budget waits until the next window starts.
+--
 -- The window: with count = floor(1 s / interval) + burst (rate + burst), any `count - 1`
 -- intervals (1 s + the tolerance, rounded down to whole intervals) hold at most `count`
 -- grants. The GCRA alone keeps them within just over 1 s (`count - burst + 1` intervals),
@@ -29,10 +35,48 @@ local adaptive = KEYS[#KEYS]
 local tokens = tonumber(ARGV[5 * buckets + 1] or 1)
 local new_tats = {}
 local windows = {}
+local counts = {}
 local wait = 0
 local blocking = 0
-for i = 1, buckets do
-  local configured = tonumber(ARGV[5 * i - 4])
+-- A budget bucket: counts its window's sends against its cap of the day.
+local function budget(i)
+  local window = tonumber(ARGV[5 * i - 3])
+  local caps = {}
+  for cap in string.gmatch(ARGV[5 * i - 2], '%d+') do
+    caps[#caps + 1] = tonumber(cap)
+  end
+  local now_s = math.floor(now / 1000000)
+  local cap = caps[1]
+  if #caps > 1 then
+    local step = math.floor(now_s / 86400) - tonumber(ARGV[5 * i - 1])
+    if step < 0 then
+      step = 0
+    end
+    cap = caps[step + 1]  -- nil once the schedule is over
+  end
+  if not cap then
+    return
+  end
+  local number = math.floor(now_s / window)
+  local used = 0
+  local state = redis.call('GET', KEYS[2 * i - 1])
+  if state then
+    local stored, count = string.match(state, '^(%d+):(%d+)$')
+    if tonumber(stored) == number then
+      used = tonumber(count)
+    end
+  end
+  local ends = (number + 1) * window * 1000000
+  if used + tokens > cap then
+    if ends - now > wait then
+      wait = ends - now
+      blocking = i
+    end
+  end
+  counts[i] = {number .. ':' .. (used + tokens), ends}
+end
+-- A pace bucket: GCRA plus its window. Returns the script's answer when it must stop at once.
+local function pace(i, configured)
   local interval = configured
   local spare = tonumber(ARGV[5 * i - 3])
   local field = ARGV[5 * i - 2]
@@ -75,13 +119,31 @@ for i = 1, buckets do
     blocking = i
   end
   new_tats[i] = tat + tokens * interval
+  return nil
+end
+for i = 1, buckets do
+  local configured = tonumber(ARGV[5 * i - 4])
+  if configured == 0 then
+    budget(i)
+  else
+    local stop = pace(i, configured)
+    if stop then
+      return stop
+    end
+  end
 end
 if wait > 0 then
   return {0, math.ceil(wait), blocking, now}
 end
 for i = 1, buckets do
-  local ttl_ms = math.ceil((new_tats[i] - now) / 1000) + 1000
-  redis.call('SET', KEYS[2 * i - 1], string.format('%.0f', new_tats[i]), 'PX', ttl_ms)
+  if counts[i] then
+    -- kept a day past its window, for `mailfleet explain` and to survive a late reader
+    local ttl_ms = math.ceil((counts[i][2] - now) / 1000) + 86400000
+    redis.call('SET', KEYS[2 * i - 1], counts[i][1], 'PX', ttl_ms)
+  elseif new_tats[i] then
+    local ttl_ms = math.ceil((new_tats[i] - now) / 1000) + 1000
+    redis.call('SET', KEYS[2 * i - 1], string.format('%.0f', new_tats[i]), 'PX', ttl_ms)
+  end
   if windows[i] then
     local recent = KEYS[2 * i]
     local stamps = {}

@@ -36,6 +36,7 @@ class Connector:
         """A connection to ``relay``, greeted, secured and logged in; smtplib raises on
         failure (a relay that does not offer STARTTLS when it must, a refused login)."""
         connection: smtplib.SMTP
+        source = (relay.source, 0) if relay.source is not None else None
         if relay.implicit_tls:
             connection = smtplib.SMTP_SSL(
                 relay.host,
@@ -43,10 +44,15 @@ class Connector:
                 self.local_hostname,
                 timeout=self.timeout,
                 context=tls_context(self.ca_file),
+                source_address=source,
             )
         else:
             connection = smtplib.SMTP(
-                relay.host, relay.port, self.local_hostname, timeout=self.timeout
+                relay.host,
+                relay.port,
+                self.local_hostname,
+                timeout=self.timeout,
+                source_address=source,
             )
         try:
             connection.ehlo()

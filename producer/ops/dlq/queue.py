@@ -31,6 +31,7 @@ from mailfleet.producer.ops.dlq.report import Fingerprint, PurgeReport, ReplayRe
 from mailfleet.shared.errors import MailfleetError
 from mailfleet.shared.job import EmailJob
 from mailfleet.shared.recipients import RecipientFilter
+from mailfleet.shared.scope import Scope
 from mailfleet.shared.settings import Settings
 
 # Turns a message of the queue into a letter; None leaves the message out of the scan.
@@ -268,7 +269,7 @@ class DeadLetterQueue:
         queued: set[tuple[str, tuple[str, ...]]],
     ) -> bool:
         """Skip, or queue for republishing, one matching letter; False to stop replaying."""
-        rechecked = check.split(job.id, letter.recipients)
+        rechecked = check.split(job.id, letter.recipients, Scope.of(job))
         if not letter.recipients:
             report.invalid.append(letter.id)  # names no recipient at all: leave it be
             return True
