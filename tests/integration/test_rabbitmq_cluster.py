@@ -85,6 +85,8 @@ def with_first_node(settings: Settings, cluster: RabbitCluster, rotation: int) -
 
 
 class TestClusterFailover:
+    # Three nodes starting (about 20 s, longer on a loaded machine) count against the limit.
+    @pytest.mark.timeout(300)
     def test_killing_the_transactional_leader_loses_nothing(
         self, settings: Settings, smtp_server: SmtpSink, rabbit_cluster: RabbitCluster
     ) -> None:
