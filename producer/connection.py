@@ -12,13 +12,16 @@ from mailfleet.shared.settings import Settings, bad_amqp_url
 
 def open_connection(settings: Settings, timeout: float = 5.0, retries: int = 3) -> Connection:
     """A live connection to ``MAILFLEET_AMQP_URL``, or a :class:`BrokerError` naming it
-    (:class:`BrokerUnavailable` when it cannot be reached)."""
-    url = settings.amqp_url.get_secret_value()
+    (:class:`BrokerUnavailable` when it cannot be reached). With several URLs, kombu tries
+    them in this process's order (shared/amqp_urls.py), each retry on the next one."""
+    urls = settings.amqp_urls
+    url = ",".join(urls)
     try:
         # No heartbeats (a publisher idles between calls), so reads and writes need their
         # own timeouts, or a silently cut connection blocks a command forever.
         connection = Connection(
-            url,
+            urls,
+            failover_strategy="round-robin",
             connect_timeout=timeout,
             heartbeat=0,
             transport_options={"read_timeout": 15, "write_timeout": 15},
@@ -27,7 +30,9 @@ def open_connection(settings: Settings, timeout: float = 5.0, retries: int = 3) 
         raise bad_amqp_url(url) from None
     try:
         with broker_errors(url=url):
-            connection.ensure_connection(max_retries=retries, interval_start=0.2, interval_step=0.5)
+            connection.ensure_connection(
+                max_retries=retries * len(urls), interval_start=0.2, interval_step=0.5
+            )
     except BrokerError:
         connection.release()
         raise

@@ -8,6 +8,7 @@ or an unroutable message raises :class:`PublishNacked` / :class:`Unroutable` nam
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable
 from types import TracebackType
@@ -21,7 +22,13 @@ from mailfleet.producer.confirms import ConfirmChannel, Outgoing
 from mailfleet.producer.connection import open_connection
 from mailfleet.producer.pinning import VersionPinner
 from mailfleet.producer.topology import declare, topology_of
-from mailfleet.shared.errors import BrokerBlocked, BrokerUnavailable, PublishNacked, Unroutable
+from mailfleet.shared.errors import (
+    BrokerBlocked,
+    BrokerUnavailable,
+    MailfleetError,
+    PublishNacked,
+    Unroutable,
+)
 from mailfleet.shared.job import CONTENT_TYPE, JOB_TYPE, EmailJob, Lane
 from mailfleet.shared.names import ATTEMPT, PERSISTENT
 from mailfleet.shared.settings import Settings
@@ -59,6 +66,11 @@ def wire_message(
             "application_headers": {ATTEMPT: 1, **(headers or {})},
         },
     )
+
+
+def _named(messages: list[Outgoing], message_ids: list[str]) -> list[Outgoing]:
+    wanted = set(message_ids)
+    return [message for message in messages if message.message_id in wanted]
 
 
 class Producer:
@@ -131,13 +143,22 @@ class Producer:
                 raise
             except BrokerUnavailable as exc:
                 if channel is not None:
-                    todo = channel.last_unsent
-                    nacked += channel.settled_before_failure.nacked
+                    refused = _named(todo, channel.settled_before_failure.nacked)
+                    todo = [*channel.last_unsent, *refused]
                     unroutable += channel.settled_before_failure.unroutable
                 self._recover(exc, attempt, len(todo), deadline)
                 continue
-            nacked += result.nacked
             unroutable += result.unroutable
+            if result.nacked and attempt < self._reconnect_attempts:
+                # A quorum queue nacks while it has no leader (one is being elected after
+                # its node died): publish those again after a pause. A queue that stays
+                # full nacks every time and ends in PublishNacked.
+                todo = _named(todo, result.nacked)
+                log.warning("publish_nacked_retry", nacked=len(todo), attempt=attempt + 1)
+                self._drop_channel()  # a new channel asks for the queue's new leader
+                time.sleep(min(0.2 * 2**attempt, 5.0))
+                continue
+            nacked += result.nacked
             break
         if unroutable:
             raise Unroutable(
@@ -156,6 +177,12 @@ class Producer:
             raise BrokerUnavailable(f"publishing failed after {attempt + 1} tries: {exc}") from exc
         log.warning("publish_retry", error=str(exc), unconfirmed=unconfirmed, attempt=attempt + 1)
         time.sleep(min(0.2 * 2**attempt, 5.0))
+
+    def _drop_channel(self) -> None:
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            with contextlib.suppress(MailfleetError), broker_errors(self._settings.names.exchange):
+                channel.close()
 
     def _connect(self) -> Connection:
         if self._connection is None:

@@ -6,15 +6,18 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+import amqp.exceptions
 from kombu.connection import Connection
 
 from mailfleet.producer.amqp_errors import broker_errors
 from mailfleet.shared.settings import Settings
-from mailfleet.shared.topology import Topology, build_topology
+from mailfleet.shared.topology import QueueSpec, Topology, build_topology, group_size_differs
 
 
 def topology_of(settings: Settings) -> Topology:
-    return build_topology(settings.names, settings.retry_delays, settings.delivery_limit)
+    return build_topology(
+        settings.names, settings.retry_delays, settings.delivery_limit, settings.quorum_size
+    )
 
 
 @contextlib.contextmanager
@@ -39,9 +42,7 @@ def declare(connection: Connection, topology: Topology) -> None:
                 )
         for queue in topology.queues:
             with broker_errors(queue.name, declaring=True):
-                channel.queue_declare(
-                    queue.name, durable=True, auto_delete=False, arguments=queue.arguments
-                )
+                _declare_queue(connection, channel, queue)
                 for binding in queue.bindings:
                     channel.queue_bind(
                         queue.name,
@@ -49,6 +50,18 @@ def declare(connection: Connection, topology: Topology) -> None:
                         binding.routing_key,
                         arguments=binding.arguments,
                     )
+
+
+def _declare_queue(connection: Connection, channel: Any, queue: QueueSpec) -> None:
+    """Declare ``queue``; one created with another initial group size is used as it is."""
+    try:
+        channel.queue_declare(
+            queue.name, durable=True, auto_delete=False, arguments=queue.arguments
+        )
+    except amqp.exceptions.PreconditionFailed as exc:
+        if not group_size_differs(exc.reply_text):
+            raise
+        channel.queue_declare(queue.name, passive=True)  # py-amqp reopened the channel
 
 
 def delete(connection: Connection, topology: Topology) -> None:

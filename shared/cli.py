@@ -44,6 +44,7 @@ COMMANDS: dict[str, str] = {
     "resume": "mailfleet.producer.ops.report:register",
     "bounce": "mailfleet.worker.bounces.cli:register",
     "migrate": "mailfleet.producer.ops.migrate_cli:register",
+    "migrate-keys": "mailfleet.producer.ops.migrate_keys:register",
 }
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 

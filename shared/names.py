@@ -104,8 +104,20 @@ class Names:
         """Events a webhook endpoint finally refused or never took."""
         return f"{self.namespace}.events.dead"
 
+    @property
+    def redis_prefix(self) -> str:
+        """``{ns}:``, the start of every Redis key of the namespace. The braces make the
+        namespace a Redis Cluster hash tag: every key lives in one slot, so one script call
+        may touch any of them (and one namespace's limiter lives on one shard)."""
+        return f"{{{self.namespace}}}:"
+
+    @property
+    def legacy_redis_prefix(self) -> str:
+        """``ns:``, the keys' start before the hash tag (``mailfleet migrate-keys``)."""
+        return f"{self.namespace}:"
+
     def redis_key(self, *parts: str) -> str:
-        return ":".join((self.namespace, *parts))
+        return self.redis_prefix + ":".join(parts)
 
     @property
     def delivered_counter(self) -> str:

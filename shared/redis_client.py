@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from mailfleet.shared.errors import RedisUnavailable
+from mailfleet.shared.redis_ha import cluster_client, sentinel_primary
+from mailfleet.shared.redis_urls import CLUSTER_SCHEME, SENTINEL_SCHEME, parse_hosts_url
 from mailfleet.shared.settings import Settings
 
 # What redis-py raises when the server is down, restarting or hung.
@@ -33,11 +36,18 @@ def redis_errors(what: str) -> Iterator[None]:
 
 
 def make_redis(settings: Settings, timeout: float = 2.0) -> redis.Redis:
-    """A client that gives up within about ``timeout`` seconds instead of redis-py's defaults."""
-    return redis.Redis.from_url(
-        settings.redis_url.get_secret_value(),
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1),
-        health_check_interval=30,
-    )
+    """A client that gives up within about ``timeout`` seconds instead of redis-py's defaults:
+    of the one Redis, of the primary the sentinels name, or of a Redis Cluster
+    (``MAILFLEET_REDIS_URL``'s forms, shared/redis_urls.py)."""
+    url = settings.redis_url.get_secret_value()
+    options: dict[str, Any] = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1),
+        "health_check_interval": 30,
+    }
+    if url.startswith(f"{SENTINEL_SCHEME}:"):
+        return sentinel_primary(parse_hosts_url(url), options)
+    if url.startswith(f"{CLUSTER_SCHEME}:"):
+        return cluster_client(parse_hosts_url(url), options)
+    return redis.Redis.from_url(url, **options)

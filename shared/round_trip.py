@@ -12,6 +12,7 @@ import redis
 from redis.commands.core import Script
 
 from mailfleet.shared.redis_client import redis_errors
+from mailfleet.shared.redis_ha import follow_moved, slot_client
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,11 @@ class ScriptCall:
 def run_together(client: redis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
     """Each call's answer, in order, from one pipelined round trip (not a transaction: each
     script is atomic on its own). A script Redis does not have (it restarted) is loaded and
-    its call made again; the calls that ran are not repeated."""
-    pipeline = client.pipeline(transaction=False)
+    its call made again; the calls that ran are not repeated. On a Redis Cluster the calls
+    go to the node of their keys' slot (one slot per namespace)."""
+    if not calls:
+        return []
+    pipeline = slot_client(client, calls[0].keys[0]).pipeline(transaction=False)
     for call in calls:
         pipeline.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
     with redis_errors("cannot reach Redis"):
@@ -35,5 +39,6 @@ def run_together(client: redis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
                 call = calls[index]
                 answers[index] = call.script(keys=call.keys, args=call.args)  # loads it
             elif isinstance(answer, Exception):
+                follow_moved(client, answer)
                 raise answer
     return answers

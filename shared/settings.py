@@ -23,19 +23,24 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
+from mailfleet.shared.amqp_urls import failover_order, split_amqp_urls
 from mailfleet.shared.dkim_config import DkimKeyFile, parse_dkim_keys
 from mailfleet.shared.durations import Rate, parse_duration
 from mailfleet.shared.errors import ConfigError
 from mailfleet.shared.job import JobLimits, Lane
 from mailfleet.shared.limit_spec import Limit
 from mailfleet.shared.names import Names
+from mailfleet.shared.redis_urls import CLUSTER_SCHEME, SENTINEL_SCHEME, parse_hosts_url
 from mailfleet.shared.relays import Relay
 from mailfleet.shared.send_window import SendWindow
 from mailfleet.shared.verp import Verp
 from mailfleet.shared.webhooks import WebhookEndpoint, parse_webhooks
 
 ENV_PREFIX = "MAILFLEET_"
-_URL_SCHEMES = {"amqp_url": ("amqp", "amqps"), "redis_url": ("redis", "rediss", "unix")}
+_URL_SCHEMES = {
+    "amqp_url": ("amqp", "amqps"),
+    "redis_url": ("redis", "rediss", "unix", "redis+sentinel", "redis+cluster"),
+}
 _AMQP_URL = f"{ENV_PREFIX}AMQP_URL"
 _NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 
@@ -86,6 +91,9 @@ class Settings(BaseSettings):
     amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/%2F")
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     namespace: str = "mailfleet"
+    # Replicas of each lane, delay and dead queue when it is created (RabbitMQ takes at most
+    # the cluster's size); an existing queue keeps the replicas it has.
+    quorum_size: int = Field(default=3, ge=1, le=99)
 
     smtp_relays: Annotated[list[RelaySetting], NoDecode, BeforeValidator(_relay_list)] = Field(
         default_factory=lambda: [Relay.parse("smtp://127.0.0.1:1025")], min_length=1
@@ -180,17 +188,16 @@ class Settings(BaseSettings):
     @field_validator("amqp_url", "redis_url")
     @classmethod
     def _url(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
-        url = value.get_secret_value()
-        schemes = _URL_SCHEMES[info.field_name or ""]
-        parts = urlsplit(url)
-        if parts.scheme not in schemes:
-            raise ValueError(f"{redact_url(url)} must start with {' or '.join(schemes)}://")
-        try:
-            parts.port  # noqa: B018 (parsing the port is the check)
-            if "@" in url.partition("://")[2] and "@" not in parts.netloc:
-                raise ValueError  # a raw / ? or # in the password moved the host
-        except ValueError:
-            raise ValueError(invalid_url(url)) from None
+        field = info.field_name or ""
+        text = value.get_secret_value()
+        urls = split_amqp_urls(text) if field == "amqp_url" else [text]
+        for url in urls:
+            _check_url(url, _URL_SCHEMES[field])
+        if field == "redis_url" and text.startswith((f"{SENTINEL_SCHEME}:", f"{CLUSTER_SCHEME}:")):
+            try:
+                parse_hosts_url(text)
+            except ValueError as exc:
+                raise ValueError(f"{redact_url(text)}: {exc}") from None
         return value
 
     @field_validator("smtp_ca_file")
@@ -236,6 +243,11 @@ class Settings(BaseSettings):
         return Names(self.namespace)
 
     @property
+    def amqp_urls(self) -> list[str]:
+        """The broker's URLs in this process's failover order (shared/amqp_urls.py)."""
+        return failover_order(split_amqp_urls(self.amqp_url.get_secret_value()))
+
+    @property
     def verp(self) -> Verp | None:
         """The VERP tokens of the bounce domain; None when no bounce domain is set."""
         if self.bounce_domain is None or self.bounce_secret is None:
@@ -260,6 +272,19 @@ def load_settings(**overrides: Any) -> Settings:
         match = re.search(r'field "(\w+)"', str(exc))
         variable = f"{ENV_PREFIX}{match.group(1).upper()}" if match else "MAILFLEET_*"
         raise ConfigError(f"{variable}: not valid JSON") from None
+
+
+def _check_url(url: str, schemes: tuple[str, ...]) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in schemes:
+        raise ValueError(f"{redact_url(url)} must start with {' or '.join(schemes)}://")
+    try:
+        if "," not in parts.netloc:  # several hosts (Sentinel): read in shared/redis_urls.py
+            parts.port  # noqa: B018 (parsing the port is the check)
+        if "@" in url.partition("://")[2] and "@" not in parts.netloc:
+            raise ValueError  # a raw / ? or # in the password moved the host
+    except ValueError:
+        raise ValueError(invalid_url(url)) from None
 
 
 def invalid_url(url: str, kind: str = "URL") -> str:

@@ -9,6 +9,8 @@
 
 Every queue is a durable quorum queue with at-least-once dead-lettering, so a message
 expiring from a delay tier or exceeding the delivery limit is never dropped on the way.
+On a cluster each is created with ``x-quorum-initial-group-size`` replicas
+(``MAILFLEET_QUORUM_SIZE``); RabbitMQ caps that at the number of nodes.
 """
 
 from __future__ import annotations
@@ -48,6 +50,16 @@ class Topology:
     queues: tuple[QueueSpec, ...]
 
 
+GROUP_SIZE = "x-quorum-initial-group-size"
+
+
+def group_size_differs(reply_text: str) -> bool:
+    """Whether the broker refused a declare only because the queue exists with another
+    (or no) initial group size: the argument only counts when a queue is created, so the
+    existing queue is the one to use, as it is."""
+    return "inequivalent arg" in reply_text and f"'{GROUP_SIZE}'" in reply_text
+
+
 def quorum_arguments(dead_letter_exchange: str, **extra: Any) -> dict[str, Any]:
     """A durable quorum queue's arguments, dead-lettering at least once to the exchange."""
     return {
@@ -78,8 +90,11 @@ def delay_tiers(
     )
 
 
-def build_topology(names: Names, retry_delays: list[float], delivery_limit: int) -> Topology:
-    """Exchanges and queues for one namespace; declaring them twice changes nothing."""
+def build_topology(
+    names: Names, retry_delays: list[float], delivery_limit: int, quorum_size: int | None = None
+) -> Topology:
+    """Exchanges and queues for one namespace; declaring them twice changes nothing.
+    ``quorum_size``: the replicas each queue is created with (None: RabbitMQ's default)."""
     exchanges = (
         ExchangeSpec(names.exchange, "topic"),
         ExchangeSpec(names.delay_exchange, "headers"),
@@ -100,4 +115,10 @@ def build_topology(names: Names, retry_delays: list[float], delivery_limit: int)
         {"x-queue-type": "quorum"},
         (BindingSpec(names.dead_letter_exchange),),
     )
-    return Topology(exchanges=exchanges, queues=(*lanes, *delays, dead))
+    queues = (*lanes, *delays, dead)
+    if quorum_size is not None:
+        queues = tuple(
+            QueueSpec(queue.name, {**queue.arguments, GROUP_SIZE: quorum_size}, queue.bindings)
+            for queue in queues
+        )
+    return Topology(exchanges=exchanges, queues=queues)

@@ -18,6 +18,7 @@ import redis
 
 from mailfleet.shared.names import Names
 from mailfleet.shared.redis_client import redis_errors
+from mailfleet.shared.redis_ha import slot_client
 
 BEAT_SECONDS = 2.0
 EXPIRE_SECONDS = 10  # a few missed beats and the worker counts as gone
@@ -57,10 +58,13 @@ class WorkerBeat:
 
 
 def beat_pipeline(client: redis.Redis, names: Names, beat: WorkerBeat) -> Any:
-    """A pipeline that pings and writes ``beat`` in one round trip (``.execute()`` it)."""
-    pipeline = client.pipeline(transaction=False)
+    """A pipeline that pings and writes ``beat`` in one round trip (``.execute()`` it); on a
+    Redis Cluster it goes to the node of the namespace's slot (a cluster will not pipeline
+    a PING)."""
+    key = names.worker_beat(beat.worker)
+    pipeline = slot_client(client, key).pipeline(transaction=False)
     pipeline.ping()
-    pipeline.set(names.worker_beat(beat.worker), beat.to_json(), ex=EXPIRE_SECONDS)
+    pipeline.set(key, beat.to_json(), ex=EXPIRE_SECONDS)
     return pipeline
 
 

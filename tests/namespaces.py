@@ -88,9 +88,9 @@ def remove_namespace(amqp_url: str, redis_url: str, namespace: str) -> None:
 
 
 def _namespace_of(name: str) -> str:
-    """Queues and exchanges are ``<ns>`` or ``<ns>.<...>``, keys ``<ns>:<...>``; a namespace
-    has neither '.' nor ':'."""
-    return re.split(r"[.:]", name, maxsplit=1)[0]
+    """Queues and exchanges are ``<ns>`` or ``<ns>.<...>``, keys ``{<ns>}:<...>`` (or, in the
+    layout before the hash tag, ``<ns>:<...>``); a namespace has none of '.:{}'."""
+    return re.split(r"[.:}]", name.removeprefix("{"), maxsplit=1)[0]
 
 
 @dataclass(frozen=True)
@@ -221,7 +221,11 @@ def find_leftovers(
         (queues, exchanges), how = _declared_broker_names(amqp_url, namespaces), "passive declares"
     client = redis.Redis.from_url(redis_url)
     try:
-        keys = sorted(key.decode() for key in client.scan_iter(match=f"{prefix}*", count=1000))
+        keys = sorted(
+            key.decode()
+            for match in (f"{prefix}*", f"{{{prefix}*")  # both key layouts (Names.redis_prefix)
+            for key in client.scan_iter(match=match, count=1000)
+        )
     finally:
         client.close()
     return Leftovers(tuple(queues), tuple(exchanges), tuple(keys), how)

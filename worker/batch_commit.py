@@ -23,6 +23,7 @@ from mailfleet.shared.errors import MailfleetError, RedisUnavailable
 from mailfleet.shared.events import Event
 from mailfleet.shared.names import Names
 from mailfleet.shared.redis_client import REDIS_DOWN, redis_errors
+from mailfleet.shared.redis_ha import namespace_pool
 from mailfleet.shared.send_history import record_commands
 from mailfleet.worker.events import EventRecorder
 from mailfleet.worker.inbox import Delivery
@@ -39,7 +40,8 @@ class WriteAheadLedger:
     """
 
     def __init__(self, client: redis.Redis, names: Names, ttl_seconds: float) -> None:
-        self._pool = client.connection_pool
+        self._client = client
+        self._pool = namespace_pool(client, names)
         self._names = names
         self._ttl = int(ttl_seconds)
         self._connection: Connection | None = None
@@ -117,6 +119,7 @@ class WriteAheadLedger:
             self._connection = None
 
     def _connect(self) -> Connection:
+        self._pool = namespace_pool(self._client, self._names)  # a cluster's slot may move
         self._connection = self._pool.get_connection()
         return self._connection
 

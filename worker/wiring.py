@@ -102,7 +102,9 @@ def build(settings: Settings, transports: TransportFactory | None = None) -> Par
         adaptive=AdaptiveLimits(client, settings.names, set(settings.domain_limits)),
         recipients=RecipientFilter(client, ledger, suppression),
         dispatcher=Dispatcher(relays, admission, consumer.is_current),
-        topology=build_topology(settings.names, settings.retry_delays, settings.delivery_limit),
+        topology=build_topology(
+            settings.names, settings.retry_delays, settings.delivery_limit, settings.quorum_size
+        ),
         transports=transports or (lambda: smtp_transport(settings)),
         finisher=finisher,
         # Enough for one Redis round trip to pay for several emails, few enough that the

@@ -20,13 +20,15 @@ def remove_namespace(settings: Settings) -> None:
     client = make_redis(settings, timeout=5.0)
     try:
         with redis_errors("cannot remove the namespace's Redis keys"):
-            batch: list[bytes] = []
-            for key in client.scan_iter(match=f"{settings.namespace}:*", count=_BATCH):
-                batch.append(key)
-                if len(batch) >= _BATCH:
+            names = settings.names
+            for prefix in (names.redis_prefix, names.legacy_redis_prefix):
+                batch: list[bytes] = []
+                for key in client.scan_iter(match=f"{prefix}*", count=_BATCH):
+                    batch.append(key)
+                    if len(batch) >= _BATCH:
+                        client.unlink(*batch)
+                        batch = []
+                if batch:
                     client.unlink(*batch)
-                    batch = []
-            if batch:
-                client.unlink(*batch)
     finally:
         client.close()

@@ -128,7 +128,7 @@ def run(settings: Settings, relay: Relay, count: int) -> list[Step]:
             lambda n: ledger.mark(jobs[n].id, jobs[n].recipients()),
         )
     )
-    keys = list(client.scan_iter(match=f"{settings.namespace}:*", count=1000))
+    keys = list(client.scan_iter(match=f"{settings.names.redis_prefix}*", count=1000))
     for start in range(0, len(keys), 1000):
         client.unlink(*keys[start : start + 1000])
     client.close()

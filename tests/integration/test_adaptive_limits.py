@@ -20,7 +20,7 @@ THROTTLED = "421 4.7.0 Too many messages, rate limited: slow down"
 
 
 def _factors(client: redis.Redis, settings: Settings) -> dict[str, float]:
-    raw = client.hgetall(f"{settings.namespace}:adaptive")
+    raw = client.hgetall(settings.names.redis_key("adaptive"))
     return {key.decode(): float(value) for key, value in raw.items()}
 
 

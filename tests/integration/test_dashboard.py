@@ -70,7 +70,7 @@ class TestPages:
         assert wait_until(lambda: smtp_server.count >= 20, 30)
         client = redis.Redis.from_url(settings.redis_url.get_secret_value())
         try:
-            keys = list(client.scan_iter(match=f"{settings.namespace}:stats:delivered:*"))
+            keys = list(client.scan_iter(match=f"{settings.names.delivered_counter}:*"))
             assert 20 == sum(int(client.get(key) or 0) for key in keys)
         finally:
             client.close()

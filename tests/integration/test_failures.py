@@ -241,7 +241,7 @@ class TestIdempotentSends:
         redis_client: redis.Redis,
     ) -> None:
         """A recipient already in the sent ledger for this id is left out of the resend."""
-        redis_client.hset(f"{settings.namespace}:sent:job-3", "a@example.org", str(time.time()))
+        redis_client.hset(settings.names.sent_ledger("job-3"), "a@example.org", str(time.time()))
         producer.publish(make_job(3, to=["a@example.org", "b@example.org"]))
 
         _run_until_drained(settings)

@@ -18,6 +18,7 @@ from pydantic import SecretStr
 
 from mailfleet.producer.connection import open_connection
 from mailfleet.producer.topology import declare, topology_of
+from mailfleet.shared.names import Names
 from mailfleet.shared.settings import Settings
 from tests import namespaces
 from tests.namespaces import (
@@ -42,6 +43,8 @@ import pytest
 import redis
 from kombu.connection import Connection
 
+from mailfleet.shared.names import Names
+
 
 @pytest.fixture
 def late(amqp_url: str, redis_server_url: str) -> Iterator[list[str]]:
@@ -50,7 +53,7 @@ def late(amqp_url: str, redis_server_url: str) -> Iterator[list[str]]:
     with Connection(amqp_url) as connection:
         connection.channel().queue_declare(f"{namespaces[0]}.bulk", durable=True)
     client = redis.Redis.from_url(redis_server_url)
-    client.set(f"{namespaces[0]}:sent:job-1", "x")
+    client.set(Names(namespaces[0]).sent_ledger("job-1"), "x")
     client.close()
 
 
@@ -78,7 +81,7 @@ def left_namespace(
         connection.channel().queue_declare(f"{name}.stray", durable=True, auto_delete=False)
     finally:
         connection.release()
-    redis_client.set(f"{name}:sent:job-1", "x")
+    redis_client.set(Names(name).sent_ledger("job-1"), "x")
     yield name
     remove_namespace(amqp_url, redis_server_url, name)
     with Connection(amqp_url) as connection:
@@ -107,7 +110,7 @@ class TestFindLeftovers:
         stray = (f"{ns}.stray",) if listed else ()
         assert tuple(sorted(_known_queues(ns) + stray)) == leftovers.queues
         assert (ns, f"{ns}.delay", f"{ns}.dlx", f"{ns}.events") == leftovers.exchanges
-        assert (f"{ns}:sent:job-1",) == leftovers.keys
+        assert (Names(ns).sent_ledger("job-1"),) == leftovers.keys
         assert f"queue {ns}.bulk  (from left_namespace)" in leftovers.report()
 
         remove_leftovers(amqp_url, redis_server_url, leftovers)
@@ -131,7 +134,7 @@ class TestFindLeftovers:
         assert "passive declares" == leftovers.broker_listed_by
         assert _known_queues(ns) == leftovers.queues
         assert (ns, f"{ns}.delay", f"{ns}.dlx", f"{ns}.events") == leftovers.exchanges
-        assert (f"{ns}:sent:job-1",) == leftovers.keys
+        assert (Names(ns).sent_ledger("job-1"),) == leftovers.keys
 
 
 class TestARunThatLeavesANamespace:
@@ -171,5 +174,5 @@ class TestARunThatLeavesANamespace:
             result.stdout,
         )
         assert found is not None, result.stdout
-        assert f"Redis key {found[1]}:sent:job-1  (from {owner})" in result.stdout
+        assert f"Redis key {Names(found[1]).sent_ledger('job-1')}  (from {owner})" in result.stdout
         assert not find_leftovers(amqp_url, redis_server_url, inner_prefix, [found[1]])

@@ -16,6 +16,7 @@ from mailfleet.producer.devtools.sink import SmtpSink
 from mailfleet.producer.publisher import Producer
 from mailfleet.shared.durations import Rate
 from mailfleet.shared.job import Lane
+from mailfleet.shared.redis_client import make_redis
 from mailfleet.shared.relays import Relay
 from mailfleet.shared.settings import Settings
 from mailfleet.worker.limits.bucket import Bucket
@@ -78,7 +79,7 @@ class TestBucketScript:
         assert [True, True, True] == [limiter.try_take([roomy]).granted for _ in range(3)]
 
     def test_concurrent_clients_never_get_more_than_rate_plus_burst(
-        self, settings: Settings, redis_server_url: str
+        self, settings: Settings
     ) -> None:
         """Eight clients hammering for 1.5 s at 200/s, burst 10: grants <= 200 * t + 10."""
         bucket = _bucket(settings, "shared", "200/s", 10)
@@ -87,7 +88,7 @@ class TestBucketScript:
         started = time.monotonic()
 
         def client() -> None:
-            own = RateLimiter(redis.Redis.from_url(redis_server_url), settings)
+            own = RateLimiter(make_redis(settings), settings)
             while (elapsed := time.monotonic() - started) < 1.5:
                 admission = own.try_take([bucket])
                 if admission.granted:
@@ -126,7 +127,7 @@ class TestFleetLimit:
             ledger = DeliveryLedger(
                 confirmed=set(producer.publish_many(make_job(n) for n in range(60)))
             )
-            assert wait_until(lambda: smtp_server.count >= 60, timeout=60)
+            assert wait_until(lambda: smtp_server.count >= 60, timeout=60), workers[0].log()
             for worker in workers:
                 assert 0 == worker.terminate(timeout=30), worker.log()
         finally:

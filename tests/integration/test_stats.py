@@ -75,7 +75,7 @@ class TestStats:
         self, settings: Settings, redis_client: redis.Redis
     ) -> None:
         """Each refresh's rate is the counter's growth since the last one over the interval."""
-        key = f"{settings.namespace}:stats:delivered"
+        key = settings.names.delivered_counter
         command = mailfleet_command("stats", "--json", "--watch", "1", "--count", "3")
         with subprocess.Popen(
             command, env=settings_env(settings), stdout=subprocess.PIPE, text=True

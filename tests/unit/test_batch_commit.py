@@ -174,12 +174,12 @@ class TestBatchCommit:
         rig.ledger.mark("job-1", ["a@example.org", "b@example.org"])
 
         hset, expire, incrby, slot, slot_expiry = rig.first.written
-        assert ("HSET", "unit:sent:job-1", "a@example.org") == hset[:3]
+        assert ("HSET", "{unit}:sent:job-1", "a@example.org") == hset[:3]
         assert "b@example.org" == hset[4]
-        assert ("EXPIRE", "unit:sent:job-1", TTL) == expire
-        assert ("INCRBY", "unit:stats:delivered", 2) == incrby
+        assert ("EXPIRE", "{unit}:sent:job-1", TTL) == expire
+        assert ("INCRBY", "{unit}:stats:delivered", 2) == incrby
         assert ("INCRBY", 2) == (slot[0], slot[2])
-        assert str(slot[1]).startswith("unit:stats:delivered:")
+        assert str(slot[1]).startswith("{unit}:stats:delivered:")
         assert ("EXPIRE", slot[1]) == slot_expiry[:2]
 
     def test_a_commit_with_nothing_marked_reads_nothing(self) -> None:

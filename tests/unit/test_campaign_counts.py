@@ -114,10 +114,10 @@ class TestCampaignCounters:
         counters.flush()  # a second flush has nothing left
 
         assert [
-            ("HINCRBY", "unit:campaign:spring", "sent", 3),
-            ("HINCRBY", "unit:campaign:spring", "dead_lettered", 2),
-            ("HINCRBY", "unit:campaign:spring", "bounced", 2),
-            ("EXPIRE", "unit:campaign:spring", 60),
+            ("HINCRBY", "{unit}:campaign:spring", "sent", 3),
+            ("HINCRBY", "{unit}:campaign:spring", "dead_lettered", 2),
+            ("HINCRBY", "{unit}:campaign:spring", "bounced", 2),
+            ("EXPIRE", "{unit}:campaign:spring", 60),
         ] == queue.queued
 
     def test_the_counts_ride_on_the_batch_commit(self) -> None:
@@ -131,7 +131,7 @@ class TestCampaignCounters:
         with capture_logs():
             commit.commit()
 
-        assert ("HINCRBY", "unit:campaign:spring", "sent", 1) == queue.queued[0]
+        assert ("HINCRBY", "{unit}:campaign:spring", "sent", 1) == queue.queued[0]
 
 
 class FakeSettling:

@@ -104,7 +104,7 @@ class TestFilters:
 class TestSendHistory:
     def test_a_mark_counts_in_its_ten_second_slot(self) -> None:
         (incr, expire) = record_commands(Names("ns"), 3, 1_000_005.0)
-        assert ("INCRBY", "ns:stats:delivered:100000", 3) == incr
+        assert ("INCRBY", "{ns}:stats:delivered:100000", 3) == incr
         assert "EXPIRE" == expire[0]
         assert incr[1] == expire[1]
         assert slot_of(1_000_009.9) == slot_of(1_000_000.0) != slot_of(1_000_010.0)

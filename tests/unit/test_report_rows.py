@@ -58,9 +58,9 @@ class TestCounters:
             now,
         )
         assert [
-            ("HINCRBY", "ns:report:2026-12-02", "sent|a.com|b.org|bulk", 2),
-            ("HINCRBY", "ns:hourly:2026120207", "sent|a.com", 2),
-            ("HINCRBY", "ns:report:2026-12-02", "deferred|a.com|b.org|bulk", 1),
+            ("HINCRBY", "{ns}:report:2026-12-02", "sent|a.com|b.org|bulk", 2),
+            ("HINCRBY", "{ns}:hourly:2026120207", "sent|a.com", 2),
+            ("HINCRBY", "{ns}:report:2026-12-02", "deferred|a.com|b.org|bulk", 1),
         ] == commands
 
     def test_the_days_of_a_span_stop_at_what_is_kept(self) -> None:

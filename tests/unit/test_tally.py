@@ -40,12 +40,12 @@ class TestTally:
         tally.deferred(make_delivery(make_job(4)), make_job(4), ["rcpt4@example.org"])
         assert [] == queue.commands  # nothing before the commit
         tally.flush()
-        day = [c for c in queue.commands if c[0] == "HINCRBY" and c[1] == "ns:report:2026-12-02"]
+        day = [c for c in queue.commands if c[0] == "HINCRBY" and c[1] == "{ns}:report:2026-12-02"]
         assert [
-            ("HINCRBY", "ns:report:2026-12-02", "sent|example.com|example.org|transactional", 3),
+            ("HINCRBY", "{ns}:report:2026-12-02", "sent|example.com|example.org|transactional", 3),
             (
                 "HINCRBY",
-                "ns:report:2026-12-02",
+                "{ns}:report:2026-12-02",
                 "deferred|example.com|example.org|transactional",
                 1,
             ),

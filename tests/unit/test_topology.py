@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from mailfleet.shared.names import TIER, Names
-from mailfleet.shared.topology import BindingSpec, ExchangeSpec, QueueSpec, Topology, build_topology
+from mailfleet.shared.topology import (
+    GROUP_SIZE,
+    BindingSpec,
+    ExchangeSpec,
+    QueueSpec,
+    Topology,
+    build_topology,
+    group_size_differs,
+)
 
 NAMESPACE = "t-ns"
 
@@ -124,3 +132,28 @@ class TestBuildTopology:
         assert build_topology(Names("a"), [5.0, 30.0], 20) == build_topology(
             Names("a"), [5.0, 30.0], 20
         )
+
+
+class TestQuorumSize:
+    """``build_topology(..., quorum_size)`` and the declare's view of a size mismatch."""
+
+    def test_every_queue_gets_the_initial_group_size(self) -> None:
+        """Lanes, delay tiers and the dead queue are created with that many replicas."""
+        topology = build_topology(Names(NAMESPACE), [5.0], 20, quorum_size=3)
+        assert {3} == {queue.arguments[GROUP_SIZE] for queue in topology.queues}
+        assert 4 == len(topology.queues)
+
+    def test_without_a_size_rabbitmq_chooses(self) -> None:
+        """None leaves the argument out (RabbitMQ's own default)."""
+        topology = build_topology(Names(NAMESPACE), [5.0], 20)
+        assert all(GROUP_SIZE not in queue.arguments for queue in topology.queues)
+
+    def test_only_a_group_size_mismatch_is_forgiven(self) -> None:
+        """A queue created with another size is used as it is; other mismatches are not."""
+        size = (
+            "PRECONDITION_FAILED - inequivalent arg 'x-quorum-initial-group-size' for queue "
+            "'q' in vhost '/': received the value '3' of type 'signedint' but current is none"
+        )
+        limit = "PRECONDITION_FAILED - inequivalent arg 'x-delivery-limit' for queue 'q'"
+        assert group_size_differs(size)
+        assert not group_size_differs(limit)

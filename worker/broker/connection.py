@@ -14,7 +14,7 @@ from pika.exchange_type import ExchangeType
 
 from mailfleet.shared.errors import BrokerError, BrokerUnavailable, PublishNacked, Unroutable
 from mailfleet.shared.settings import Settings, bad_amqp_url, unreachable_broker
-from mailfleet.shared.topology import Topology
+from mailfleet.shared.topology import Topology, group_size_differs
 
 # What a lost or refused connection raises in pika.
 CONNECTION_ERRORS: tuple[type[Exception], ...] = (
@@ -54,9 +54,13 @@ def broker_errors(
 
 
 def connection_parameters(
-    settings: Settings, heartbeat: int | None = None, blocked_timeout: float | None = None
+    settings: Settings,
+    heartbeat: int | None = None,
+    blocked_timeout: float | None = None,
+    url: str | None = None,
 ) -> pika.URLParameters:
-    url = settings.amqp_url.get_secret_value()
+    """Parameters for ``url`` (default: the first of this process's MAILFLEET_AMQP_URL)."""
+    url = settings.amqp_urls[0] if url is None else url
     try:
         parameters = pika.URLParameters(url)
     except ValueError:  # pika's message can quote part of the password
@@ -82,8 +86,10 @@ def connection_parameters(
 def connect(
     settings: Settings, heartbeat: int | None = None, blocked_timeout: float | None = None
 ) -> pika.BlockingConnection:
-    parameters = connection_parameters(settings, heartbeat, blocked_timeout)
-    with broker_errors(unreachable_broker(settings.amqp_url.get_secret_value())):
+    """A connection to the first node that answers, in this process's order."""
+    urls = settings.amqp_urls
+    parameters = [connection_parameters(settings, heartbeat, blocked_timeout, url) for url in urls]
+    with broker_errors(unreachable_broker(",".join(urls))):
         return pika.BlockingConnection(parameters)
 
 
@@ -99,7 +105,13 @@ def _declare(connection: pika.BlockingConnection, topology: Topology) -> None:
         for exchange in topology.exchanges:
             channel.exchange_declare(exchange.name, ExchangeType(exchange.type), durable=True)
         for queue in topology.queues:
-            channel.queue_declare(queue.name, durable=True, arguments=queue.arguments)
+            try:
+                channel.queue_declare(queue.name, durable=True, arguments=queue.arguments)
+            except pika.exceptions.ChannelClosedByBroker as exc:
+                if not group_size_differs(exc.reply_text):
+                    raise
+                channel = connection.channel()  # the queue exists: use it as it is
+                channel.queue_declare(queue.name, passive=True)
             for binding in queue.bindings:
                 channel.queue_bind(
                     queue.name, binding.exchange, binding.routing_key, arguments=binding.arguments

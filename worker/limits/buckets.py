@@ -24,6 +24,7 @@ from mailfleet.shared.job import EmailJob, Lane
 from mailfleet.shared.limit_spec import DAY, Limit
 from mailfleet.shared.names import Names
 from mailfleet.shared.redis_client import redis_errors
+from mailfleet.shared.redis_ha import follow_moved, slot_client
 from mailfleet.shared.relays import Relay
 from mailfleet.shared.round_trip import ScriptCall
 from mailfleet.shared.settings import Settings
@@ -186,7 +187,8 @@ class RateLimiter:
         each all or nothing, in order): whether each got its tokens."""
         if not requests:
             return []
-        pipeline = self._client.pipeline(transaction=False)
+        first_key = self._arguments(requests[0][0], requests[0][1])[0][0]
+        pipeline = slot_client(self._client, first_key).pipeline(transaction=False)
         for buckets, lane in requests:
             keys, args = self._arguments(buckets, lane)
             pipeline.evalsha(self._script.sha, len(keys), *keys, *args)
@@ -196,6 +198,9 @@ class RateLimiter:
             except redis.exceptions.NoScriptError:
                 # Not loaded (a restarted Redis): nothing ran. Load it through one plain call.
                 return [self.try_take(buckets, lane) for buckets, lane in requests]
+            except redis.exceptions.ResponseError as exc:
+                follow_moved(self._client, exc)
+                raise
         return [
             _admission(buckets, answer)
             for (buckets, _), answer in zip(requests, answers, strict=True)
