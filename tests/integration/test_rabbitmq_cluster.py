@@ -44,9 +44,11 @@ class CountingProducer(Producer):
 
     reconnects = 0
 
-    def _recover(self, exc: BrokerUnavailable, attempt: int, unconfirmed: int) -> None:
+    def _recover(
+        self, exc: BrokerUnavailable, attempt: int, unconfirmed: int, deadline: float
+    ) -> None:
         self.reconnects += 1
-        super()._recover(exc, attempt, unconfirmed)
+        super()._recover(exc, attempt, unconfirmed, deadline)
 
 
 class Publishing(threading.Thread):
