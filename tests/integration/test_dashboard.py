@@ -12,6 +12,7 @@ import pytest
 import redis
 from pydantic import SecretStr
 
+from mailfleet.dashboard.pages.dead_letters import SCAN_BUDGET
 from mailfleet.dashboard.security import CSRF_COOKIE, SESSION_COOKIE
 from mailfleet.producer.devtools.sink import SmtpSink
 from mailfleet.producer.publisher import Producer
@@ -102,6 +103,22 @@ class TestDeadLetterTable:
         assert 50 == again.count('href="/dead-letters/letter?id=')
         assert 400 == bad.status_code
         assert "lane &#39;nope&#39; is not one of" in bad.text
+
+    def test_a_page_with_rare_matches_reads_no_more_than_its_budget(
+        self, settings: Settings
+    ) -> None:
+        """One matching letter behind 200 others: the first page stops after its budget of
+        reads and says so, and "read on" finds the letter."""
+        publish_dead_letters(settings, [make_job(n) for n in range(200)])
+        publish_dead_letters(settings, [make_job(999)], reason="exhausted", error="451")
+        with dashboard(settings) as server, httpx.Client(base_url=server.url) as client:
+            first = client.get("/dead-letters", params={"reason": "exhausted"}).text
+            match = re.search(r'href="/dead-letters\?([^"]+)" id="next"', first)
+            assert match is not None
+            second = client.get(f"/dead-letters?{match.group(1).replace('&amp;', '&')}").text
+        assert f"of {SCAN_BUDGET} read for this page" in first
+        assert "letter?id=" not in first
+        assert ["job-999"] == re.findall(r'letter\?id=([\w-]+)"', second)
 
     def test_a_subject_with_a_script_tag_is_shown_as_text(self, settings: Settings) -> None:
         """Job bodies come from other systems: escaped, never markup."""

@@ -61,17 +61,27 @@ class Page:
 
 
 def read_page(
-    queue: DeadLetterQueue, selection: Selection, *, size: int = 50, cursor: Cursor | None = None
+    queue: DeadLetterQueue,
+    selection: Selection,
+    *,
+    size: int = 50,
+    cursor: Cursor | None = None,
+    budget: int | None = None,
 ) -> Page:
-    """Up to ``size`` matches, from the head or after ``cursor``, in queue order."""
+    """Up to ``size`` matches, from the head or after ``cursor``, in queue order. With a
+    ``budget``, the scan stops after that many letters past the previous page even when
+    fewer match, so a page with rare matches costs no more than that; its cursor goes on
+    from there."""
     now = datetime.now(UTC)
     letters: list[DeadLetter] = []
     skipping = False
     first: DeadLetter | None = None
     last: DeadLetter | None = None
-    read = 0
+    read = fresh = 0
     with queue.browse() as scan:
         for letter in scan:
+            if budget is not None and fresh >= budget:
+                break  # handed back unread; the next page begins with it
             read += 1
             key = letter_key(letter)
             if first is None:
@@ -85,6 +95,7 @@ def read_page(
             if skipping:
                 skipping = key != cursor.after if cursor is not None else False
                 continue
+            fresh += 1
             if selection.matches(letter, now):
                 letters.append(letter)
                 if len(letters) >= size:
@@ -99,7 +110,11 @@ def read_page(
     return Page(letters, in_queue, read, next_cursor)
 
 
-def find_letters(queue: DeadLetterQueue, job_id: str, *, at_most: int = 1) -> list[DeadLetter]:
+def find_letters(
+    queue: DeadLetterQueue, job_id: str, *, at_most: int = 1, budget: int | None = None
+) -> list[DeadLetter]:
     """The first ``at_most`` letters of ``job_id``, stopping there (a detail view): the
-    scan reads the queue up to them, the whole queue only when there are fewer."""
-    return read_page(queue, Selection(ids=frozenset({job_id})), size=at_most).letters
+    scan reads the queue up to them, or up to ``budget`` letters, the whole queue only
+    when there are fewer and no budget."""
+    selection = Selection(ids=frozenset({job_id}))
+    return read_page(queue, selection, size=at_most, budget=budget).letters
