@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
 from mailfleet.dashboard.rendering import Renderer
+from mailfleet.dashboard.seen_letters import SeenLetters
 from mailfleet.shared.settings import Settings
 
 
@@ -14,6 +15,7 @@ from mailfleet.shared.settings import Settings
 class Context:
     settings: Settings
     renderer: Renderer
+    seen: SeenLetters = field(default_factory=SeenLetters)  # letters the table showed lately
 
 
 def context_of(request: Request) -> Context:

@@ -88,6 +88,7 @@ async def table(request: Request) -> Response:
     cursor = Cursor.decode(str(request.query_params.get("after", "")))
     number = _number(request.query_params) if cursor else 1
     page = await run_in_threadpool(_page, context.settings, selection, cursor)
+    context.seen.keep(page.letters)
     # Each row carries the letter's detail too: the scan holds the letters now, while a
     # detail view of its own would read the queue again up to the letter.
     rows = [{**summary_row(letter), "record": _inline(letter)} for letter in page.letters]
@@ -120,13 +121,20 @@ def _inline(letter: DeadLetter) -> dict[str, Any]:
 
 def _find(settings: Settings, job_id: str) -> list[DeadLetter]:
     with queue_of(settings) as queue:
-        return find_letters(queue, job_id)
+        return find_letters(queue, job_id, budget=SCAN_BUDGET)
 
 
 async def detail(request: Request) -> Response:
+    """One letter: as the table read it lately, else read from near the head of the queue
+    (see ``dashboard/seen_letters.py``)."""
     context = context_of(request)
     job_id = request.query_params.get("id", "")
-    letters = await run_in_threadpool(_find, context.settings, job_id) if job_id else []
+    seen = context.seen.get(job_id) if job_id else None
+    age: float | None = None
+    if seen is not None:
+        letters, age = seen
+    else:
+        letters = await run_in_threadpool(_find, context.settings, job_id) if job_id else []
     if not letters:
         return context.renderer.page(
             request,
@@ -134,7 +142,10 @@ async def detail(request: Request) -> Response:
             404,
             job_id=job_id,
             records=[],
-            error=f"no dead letter with id {job_id!r}",
+            error=f"no dead letter with id {job_id!r} among the {SCAN_BUDGET} at the head of "
+            "the queue; filter the table by this id to search the whole queue page by page",
         )
     records = [show_record(letter) for letter in letters]
-    return context.renderer.page(request, "letter.html", job_id=job_id, records=records)
+    return context.renderer.page(
+        request, "letter.html", job_id=job_id, records=records, read_ago=age
+    )

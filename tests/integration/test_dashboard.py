@@ -104,6 +104,23 @@ class TestDeadLetterTable:
         assert 400 == bad.status_code
         assert "lane &#39;nope&#39; is not one of" in bad.text
 
+    def test_a_letter_the_table_showed_opens_without_reading_the_queue(
+        self, settings: Settings
+    ) -> None:
+        """A letter from the table's page opens from what the table read; one deep in the
+        queue that no page showed is looked for no further than the budget, and says so."""
+        publish_dead_letters(settings, [make_job(n) for n in range(SCAN_BUDGET + 100)])
+        with dashboard(settings) as server, httpx.Client(base_url=server.url) as client:
+            table = client.get("/dead-letters").text
+            shown = client.get("/dead-letters/letter", params={"id": "job-7"})
+            deep = client.get("/dead-letters/letter", params={"id": f"job-{SCAN_BUDGET + 99}"})
+        assert 'letter?id=job-7"' in table
+        assert 200 == shown.status_code
+        assert "As the table read it" in shown.text
+        assert "Body of test email 7." in shown.text
+        assert 404 == deep.status_code
+        assert f"among the {SCAN_BUDGET} at the head of the queue" in deep.text
+
     def test_a_page_with_rare_matches_reads_no_more_than_its_budget(
         self, settings: Settings
     ) -> None:
