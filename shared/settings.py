@@ -105,12 +105,12 @@ class Settings(BaseSettings):
     breaker_failures: int = Field(default=3, ge=1)  # failures in a row that open a relay
     breaker_cooldown: DurationSetting = 15.0  # how long an open relay is skipped
 
-    # Room for each sender thread to take a batch of several (prefetch ÷ concurrency, at
-    # most 8): one Redis read and one settle wake-up serve the whole batch. A batch stays
-    # unacked until its events are confirmed, so the room must also cover the batches
-    # waiting for confirms: at 64 the senders stood idle (drain 1 030-1 070/s against
-    # 1 200-1 390/s at 128-256 in the same session).
-    prefetch: int = Field(default=256, ge=1, le=10_000)
+    # Room for each sender thread to take a batch of many (prefetch ÷ concurrency, at most
+    # 64): one Redis read, one events confirm and one ack wake-up serve the whole batch. A
+    # batch stays unacked until its events are confirmed. Measured in one session with 8
+    # senders: batches of 8 (prefetch 256) drained 2 060-2 240/s, of 64 (prefetch 512)
+    # 3 575-3 700/s (tests/benchmarks/bench_throughput.py).
+    prefetch: int = Field(default=512, ge=1, le=10_000)
     concurrency: int = Field(default=8, ge=1, le=256)
     shutdown_grace: DurationSetting = 25.0
     # How long a publish may wait for its confirm, e.g. while a broker alarm blocks it.

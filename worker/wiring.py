@@ -47,7 +47,7 @@ from mailfleet.worker.smtp.transport import SmtpTransport, Transport
 from mailfleet.worker.tally import Tally
 
 TransportFactory = Callable[[], Transport]
-_MAX_BATCH = 8
+_MAX_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -107,8 +107,9 @@ def build(settings: Settings, transports: TransportFactory | None = None) -> Par
         ),
         transports=transports or (lambda: smtp_transport(settings)),
         finisher=finisher,
-        # Enough for one Redis round trip to pay for several emails, few enough that the
-        # prefetched messages still spread over the senders.
+        # Enough for one Redis round trip, one events confirm and one ack wake-up to pay for
+        # many emails: each batch costs about 2 ms of CPU in fixed round trips and thread
+        # hand-offs (worker CPU 0.63 ms an email at 8, 0.42 ms at 64).
         batch=max(1, min(_MAX_BATCH, settings.prefetch // settings.concurrency)),
         personaliser=Personaliser(
             TemplateStore(client, settings.names), Renderer(settings.max_rendered_bytes), gate

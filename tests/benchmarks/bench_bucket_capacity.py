@@ -9,7 +9,7 @@ For each number of client processes P and tokens per call k, in a fresh namespac
 (``bench-cap-<hex>``): P processes, each with its own client, call the rate-limit script on
 one global bucket (a rate far above what they can take, so every call is granted and the
 script does its whole work) for ``--seconds`` seconds, each call taking k tokens at once,
-as a sender's batch lease does (worker/limits/admission.py: up to 8, the batch size).
+as a sender's batch lease does (worker/limits/admission.py: up to 64, the batch size).
 Printed: script calls/s summed over the processes, and sends/s = calls/s x k, the rate at
 which the one bucket (one Redis, or one shard of a cluster: a namespace's keys share a
 slot) would be saturated. A worker also makes one recipients read per batch, in the same

@@ -49,7 +49,7 @@ class TestDefaults:
             "namespace": "mailfleet",
             "smtp_relays": [Relay(host="127.0.0.1", port=1025)],
             "smtp_timeout": 10.0,
-            "prefetch": 256,
+            "prefetch": 512,
             "concurrency": 8,
             "shutdown_grace": 25.0,
             "rate_limit": None,
@@ -91,7 +91,7 @@ class TestDefaults:
         """Variables without the prefix do not count."""
         monkeypatch.setenv("NAMESPACE", "other")
         monkeypatch.setenv("PREFETCH", "not-a-number")
-        assert ("mailfleet", 256) == (load_settings().namespace, load_settings().prefetch)
+        assert ("mailfleet", 512) == (load_settings().namespace, load_settings().prefetch)
 
 
 class TestVariables:

@@ -14,6 +14,7 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.policy import compat32
 from email.utils import formataddr, formatdate, parseaddr
+from functools import lru_cache
 
 from mailfleet.shared.addresses import domain_of, is_plain
 from mailfleet.shared.job import EmailJob
@@ -63,10 +64,12 @@ def _header(value: str) -> str:
 
 def _addresses(values: list[str]) -> str:
     """Address list with only display names encoded (RFC 2047); addresses stay readable."""
-    return ", ".join(
-        value if is_plain(value) else formataddr(parseaddr(value), charset="utf-8")
-        for value in values
-    )
+    return ", ".join(value if is_plain(value) else _encoded_address(value) for value in values)
+
+
+@lru_cache(maxsize=4096)  # a named sender repeats on every email it sends
+def _encoded_address(value: str) -> str:
+    return formataddr(parseaddr(value), charset="utf-8")
 
 
 def _job_headers(job: EmailJob) -> list[tuple[str, str]]:
