@@ -12,7 +12,7 @@ import argparse
 import gc
 import sys
 from collections.abc import Callable, Sequence
-from importlib import import_module, metadata
+from importlib import import_module
 from typing import Protocol
 
 from mailfleet.shared.errors import ConfigError, MailfleetError
@@ -71,11 +71,22 @@ def positive_float(text: str) -> float:
     return value
 
 
-def _version() -> str:
-    try:
-        return metadata.version("mailfleet")
-    except metadata.PackageNotFoundError:  # run from a checkout without installing
-        return "unknown (not installed)"
+class _VersionAction(argparse.Action):
+    """``--version``, with the installed version looked up only when asked for:
+    importlib.metadata costs about 20 ms that every worker start would pay."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        from importlib import metadata  # noqa: PLC0415
+
+        try:
+            version = metadata.version("mailfleet")
+        except metadata.PackageNotFoundError:  # run from a checkout without installing
+            version = "unknown (not installed)"
+        print(f"mailfleet {version}")  # to stdout, as argparse's own version action does
+        parser.exit()
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -85,7 +96,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         description="Send email at volume through RabbitMQ, Redis and SMTP relays.",
         epilog="Settings come from MAILFLEET_* environment variables (see README).",
     )
-    parser.add_argument("--version", action="version", version=f"mailfleet {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     targets = [COMMANDS[command]] if command in COMMANDS else COMMANDS.values()
     for target in dict.fromkeys(targets):

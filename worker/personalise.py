@@ -9,12 +9,17 @@ the gate), every later one renders straight from memory. A failure to render is 
 
 from __future__ import annotations
 
+import threading
+from typing import TYPE_CHECKING
+
 from mailfleet.shared.errors import RenderError
 from mailfleet.shared.job import EmailJob
 from mailfleet.shared.template_ref import TemplateRef
-from mailfleet.shared.templates.render import CompiledTemplate, Renderer
 from mailfleet.shared.templates.store import TemplateStore
 from mailfleet.worker.redis_gate import RedisGate
+
+if TYPE_CHECKING:
+    from mailfleet.shared.templates.render import CompiledTemplate, Renderer
 
 
 class Stopping(Exception):
@@ -22,10 +27,24 @@ class Stopping(Exception):
 
 
 class Personaliser:
-    def __init__(self, store: TemplateStore, renderer: Renderer, gate: RedisGate) -> None:
+    def __init__(self, store: TemplateStore, max_rendered_bytes: int, gate: RedisGate) -> None:
         self._store = store
-        self._renderer = renderer
+        self._max_rendered_bytes = max_rendered_bytes
+        self._renderer_built: Renderer | None = None
+        self._lock = threading.Lock()
         self._gate = gate
+
+    @property
+    def _renderer(self) -> Renderer:
+        """Jinja2 is loaded with the first templated job, not at start-up (about 14 ms that
+        a worker sending only literal emails never needs)."""
+        if self._renderer_built is None:
+            with self._lock:
+                if self._renderer_built is None:
+                    from mailfleet.shared.templates.render import Renderer  # noqa: PLC0415
+
+                    self._renderer_built = Renderer(self._max_rendered_bytes)
+        return self._renderer_built
 
     def apply(self, job: EmailJob) -> EmailJob:
         """``job`` with its template rendered into subject, text and html (a job without a

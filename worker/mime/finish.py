@@ -3,6 +3,7 @@ headers, then the DKIM signatures over everything (``unsubscribe.py``, ``dkim.py
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from prometheus_client import Counter
@@ -13,9 +14,11 @@ from mailfleet.shared.job import EmailJob
 from mailfleet.shared.settings import Settings
 from mailfleet.shared.unsubscribe_token import UnsubscribeTokens
 from mailfleet.worker.metrics import WorkerMetrics
-from mailfleet.worker.mime.dkim import DkimSigner
-from mailfleet.worker.mime.dkim_keys import load_keys
 from mailfleet.worker.mime.unsubscribe import ListUnsubscribe, Outcome
+
+if TYPE_CHECKING:
+    from mailfleet.worker.mime.dkim import DkimSigner
+    from mailfleet.worker.mime.dkim_keys import DkimKey
 
 
 class Finisher:
@@ -48,10 +51,10 @@ class Finisher:
 def build_finisher(settings: Settings, metrics: WorkerMetrics) -> Finisher:
     """The finisher the settings describe: reads the DKIM keys (once, at start-up) and
     checks the unsubscribe settings; :class:`ConfigError` names the first problem."""
-    keys = load_keys(settings.dkim_keys)
+    keys = _keys(settings)
     return Finisher(
         unsubscribe_headers(settings),
-        DkimSigner(keys) if keys else None,
+        _signer(keys) if keys else None,
         metrics.dkim_unsigned,
         metrics.unsubscribe_skipped,
     )
@@ -59,8 +62,24 @@ def build_finisher(settings: Settings, metrics: WorkerMetrics) -> Finisher:
 
 def check_finishing(settings: Settings) -> None:
     """Raise the :class:`ConfigError` that :func:`build_finisher` would raise, if any."""
-    load_keys(settings.dkim_keys)
+    _keys(settings)
     unsubscribe_headers(settings)
+
+
+# dkimpy and cryptography are imported only when keys are configured: they took a sixth of
+# a worker's start-up (about 35 ms) that a worker without DKIM never needs.
+def _keys(settings: Settings) -> dict[str, list[DkimKey]]:
+    if not settings.dkim_keys:
+        return {}
+    from mailfleet.worker.mime.dkim_keys import load_keys  # noqa: PLC0415
+
+    return load_keys(settings.dkim_keys)
+
+
+def _signer(keys: dict[str, list[DkimKey]]) -> DkimSigner:
+    from mailfleet.worker.mime.dkim import DkimSigner  # noqa: PLC0415
+
+    return DkimSigner(keys)
 
 
 def unsubscribe_headers(settings: Settings) -> ListUnsubscribe | None:
