@@ -11,6 +11,7 @@ import contextlib
 import functools
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import pika
 import pika.exceptions
@@ -153,16 +154,21 @@ class LaneConsumer:
             return
         current = [(tag, ack) for generation, tag, ack in settles if generation == self.generation]
         acks = {tag for tag, ack in current if ack}
+        # pika's asynchronous channel under the blocking one: the blocking channel's
+        # basic_ack runs the I/O loop until that one frame is written, a send() per ack
+        # (most acks of a batch cannot be cumulative while other senders hold lower tags).
+        # Queued here, the frames go out in one write when this callback returns to the loop.
+        frames: Any = getattr(channel, "_impl", channel)
         for tag, ack in current:
             if not ack:
-                channel.basic_nack(tag, requeue=True)
+                frames.basic_nack(tag, requeue=True)
                 self._unsettled.discard(tag)
         still_held = min((tag for tag in self._unsettled if tag not in acks), default=None)
         below = [tag for tag in acks if still_held is None or tag < still_held]
         if below:
-            channel.basic_ack(max(below), multiple=True)
+            frames.basic_ack(max(below), multiple=True)
         for tag in acks.difference(below):
-            channel.basic_ack(tag)
+            frames.basic_ack(tag)
         self._unsettled -= acks
         coalesce_output(self._connection)
 
