@@ -167,18 +167,30 @@ class TestBatchCommit:
         assert [] == rig.consumer.acked
 
         rig.commit.commit()
-        assert ["first write 5", "first write 5", *["first read"] * 10, "ack [1, 2]"] == rig.journal
+        # Two marks of 2 commands, then the batch's counters (3), then every reply.
+        assert [
+            "first write 2",
+            "first write 2",
+            "first write 3",
+            *["first read"] * 7,
+            "ack [1, 2]",
+        ] == rig.journal
 
-    def test_a_mark_writes_the_ledger_hash_its_expiry_and_the_counter(self) -> None:
+    def test_a_mark_writes_the_ledger_hash_and_its_expiry_and_the_flush_the_counters(
+        self,
+    ) -> None:
         rig = Rig()
         rig.ledger.mark("job-1", ["a@example.org", "b@example.org"])
-
-        hset, expire, incrby, slot, slot_expiry = rig.first.written
+        rig.ledger.mark("job-2", ["c@example.org"])
+        hset, expire, _, _ = rig.first.written
         assert ("HSET", "{unit}:sent:job-1", "a@example.org") == hset[:3]
         assert "b@example.org" == hset[4]
         assert ("EXPIRE", "{unit}:sent:job-1", TTL) == expire
-        assert ("INCRBY", "{unit}:stats:delivered", 2) == incrby
-        assert ("INCRBY", 2) == (slot[0], slot[2])
+
+        rig.ledger.flush()  # the counters of both marks, summed
+        incrby, slot, slot_expiry = rig.first.written[4:]
+        assert ("INCRBY", "{unit}:stats:delivered", 3) == incrby
+        assert ("INCRBY", 3) == (slot[0], slot[2])
         assert str(slot[1]).startswith("{unit}:stats:delivered:")
         assert ("EXPIRE", slot[1]) == slot_expiry[:2]
 
@@ -207,9 +219,15 @@ class TestBatchCommit:
         rig.commit.acks.ack(delivery(2))
         rig.commit.commit()
         assert [[1], [2]] == rig.consumer.acked
-        assert ["first write 5", "ack [1]", "second write 5", *["second read"] * 5, "ack [2]"] == (
-            rig.journal
-        )
+        assert [
+            "first write 2",
+            "first write 3",
+            "ack [1]",
+            "second write 2",
+            "second write 3",
+            *["second read"] * 5,
+            "ack [2]",
+        ] == rig.journal
 
     def test_a_mark_that_cannot_be_written_raises_and_leaves_nothing_to_read(self) -> None:
         rig = Rig()
@@ -221,7 +239,8 @@ class TestBatchCommit:
         rig.commit.commit()
 
         assert rig.first.disconnected
-        assert ["first write 5", "ack [1]"] == rig.journal  # job-1's replies went with it
+        # job-1's replies went with the connection; its counters, summed apart, did not.
+        assert ["first write 2", "second write 3", *["second read"] * 3, "ack [1]"] == rig.journal
 
     def test_close_commits_and_gives_the_connection_back(self) -> None:
         rig = Rig()
@@ -241,7 +260,7 @@ class TestEvents:
         rig.delivered(2)
         rig.commit.commit()
 
-        assert ["first read"] * 10 + ["events 2", "ack [1, 2]"] == rig.journal[2:]
+        assert ["first write 3", *["first read"] * 7, "events 2", "ack [1, 2]"] == rig.journal[2:]
         assert [["job-1", "job-2"]] == [
             [event.job_id for event in events] for events in rig.sink.published
         ]

@@ -18,7 +18,6 @@ from pika.spec import Basic
 
 from mailfleet.shared.errors import BrokerBlocked, PublishNacked
 from mailfleet.shared.events import EVENT_TYPE, Event
-from mailfleet.shared.names import PERSISTENT
 from mailfleet.shared.settings import Settings
 from mailfleet.worker.broker.connection import (
     CONNECTION_ERRORS,
@@ -26,6 +25,7 @@ from mailfleet.worker.broker.connection import (
     coalesce_output,
     connect,
 )
+from mailfleet.worker.broker.publish_frames import publish_frames
 from mailfleet.worker.broker.pushback import Pushback
 
 
@@ -72,16 +72,25 @@ class EventPublisher:
 
     def _publish_once(self, events: list[Event]) -> None:
         channel = self._open()
+        if not channel.is_open:
+            raise pika.exceptions.ChannelWrongStateError("the events channel is closed")
+        connection = channel.connection
+        frames: list[bytes] = []
         for event in events:
-            properties = pika.BasicProperties(
+            frames += publish_frames(
+                channel.channel_number,
+                self._exchange,
+                event.routing_key,
                 content_type="application/json",
-                type=EVENT_TYPE,
+                message_type=EVENT_TYPE,
                 message_id=event.event_id,
-                delivery_mode=PERSISTENT,
+                body=event.to_wire(),
+                max_body_frame=connection._body_max_length,
             )
-            channel.basic_publish(self._exchange, event.routing_key, event.to_wire(), properties)
             self._published += 1
             self._unconfirmed.add(self._published)
+        # What channel.basic_publish does after building its frames, for the whole batch.
+        connection._output_marshaled_frames(frames)
         coalesce_output(self._connection)
         self._wait()
 
