@@ -57,6 +57,7 @@ def is_plain(value: str) -> bool:
     return _PLAIN.fullmatch(value) is not None
 
 
+@lru_cache(maxsize=8192)  # a sender's domain is asked for on every email it sends
 def domain_of(value: str) -> str:
     """The lower-cased domain of an address, for per-domain limits and logs."""
     return bare_address(value).rpartition("@")[2].lower()

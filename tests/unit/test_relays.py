@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 from mailfleet.shared.relays import Relay
@@ -151,3 +153,16 @@ class TestRelaySource:
         """A source that is not an IP address is refused, naming the option."""
         with pytest.raises(ValueError, match="source must be an IP address"):
             Relay.parse(f"smtp://relay?source={value}")
+
+
+def test_a_relay_s_cached_hash_stays_in_its_process() -> None:
+    """The hash is cached (a relay keys every send's lookups) but not pickled: a group's
+    child hashes strings with a seed of its own."""
+    relay = Relay.parse("smtp://user:secret@relay.example.com:587?weight=3")
+    assert hash(relay) == hash(Relay.parse("smtp://user:secret@relay.example.com:587?weight=3"))
+    assert "relay.example.com:587" == relay.name
+    state = relay.__getstate__()
+    assert not {"_hash", "name"} & state.keys()
+    copy = pickle.loads(pickle.dumps(relay))  # noqa: S301 (our own bytes)
+    assert (relay, 3) == (copy, copy.weight)
+    assert "breaker" == {relay: "breaker"}[copy]

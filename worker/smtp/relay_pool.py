@@ -77,6 +77,9 @@ class RelayPool:
         is then that email's choice either way (``choose(preferred=...)``), so chains keep
         the weights."""
         with self._lock:
+            if len(self._relays) == 1:  # the common case: no weights to draw by
+                only = self._relays[0]
+                return only if self._usable(only) else None
             usable = [relay for relay in self._relays if self._usable(relay)]
             if not usable:
                 return None
