@@ -11,6 +11,7 @@ ack-after-mark holds, at one Redis round trip per batch instead of one per email
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections import Counter
@@ -26,10 +27,26 @@ from mailfleet.shared.names import Names
 from mailfleet.shared.redis_client import REDIS_DOWN, redis_errors
 from mailfleet.shared.redis_ha import namespace_pool
 from mailfleet.shared.send_history import SLOT_SECONDS, record_commands
+from mailfleet.shared.socket_write import send_all
 from mailfleet.worker.events import EventRecorder
 from mailfleet.worker.inbox import Delivery
 
 log = structlog.get_logger("mailfleet.worker")
+
+
+def _send(connection: Connection, packed: list[bytes]) -> None:
+    """What ``send_packed_command`` does for an open plain connection, without the poll()
+    before each write (``shared/socket_write.py``); anything else goes through redis-py."""
+    sock: socket.socket | None = getattr(connection, "_sock", None)
+    if sock is None or type(sock) is not socket.socket:  # not yet open, or TLS
+        connection.send_packed_command(packed, check_health=False)
+        return
+    try:
+        for chunk in packed:
+            send_all(sock, chunk)
+    except OSError as exc:
+        connection.disconnect()
+        raise redis.ConnectionError(f"Error while writing to socket: {exc}") from exc
 
 
 class WriteAheadLedger:
@@ -86,8 +103,7 @@ class WriteAheadLedger:
             with redis_errors(failure):
                 connection = self._connection or self._connect()
                 # No health-check PING: its reply would be read in place of an unread mark's.
-                packed = connection.pack_commands(commands)
-                connection.send_packed_command(packed, check_health=False)
+                _send(connection, connection.pack_commands(commands))
         except RedisUnavailable:
             self._discard()
             raise

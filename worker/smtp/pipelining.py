@@ -14,6 +14,8 @@ import re
 import smtplib
 from dataclasses import dataclass
 
+from mailfleet.shared.socket_write import send_all
+
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 _CLOSING = 421  # the server is closing the connection
 _START_DATA = 354
@@ -54,7 +56,7 @@ def read_opening(connection: smtplib.SMTP, sender: str, recipients: list[str]) -
     codes = [mail_code, *(code for code, _ in refused.values()), data_code]
     if data_code == _START_DATA and (mail_code != 250 or len(refused) == len(recipients)):
         # The server took DATA without a valid transaction: end it empty, then reset.
-        connection.send(b".\r\n")
+        send(connection, b".\r\n")
         codes.append(connection.getreply()[0])
     if mail_code != 250:
         _end_transaction(connection, codes)
@@ -73,7 +75,7 @@ def write_message(connection: smtplib.SMTP, data: bytes, then: bytes = b"") -> N
     body = _LEADING_DOT.sub(b"..", data)
     if not body.endswith(b"\r\n"):
         body += b"\r\n"
-    connection.send(body + b".\r\n" + then)
+    send(connection, body + b".\r\n" + then)
 
 
 def read_accepted(connection: smtplib.SMTP, *, chained: bool) -> None:
@@ -87,6 +89,18 @@ def read_accepted(connection: smtplib.SMTP, *, chained: bool) -> None:
         else:
             _end_transaction(connection, [code])
         raise smtplib.SMTPDataError(code, reply)
+
+
+def send(connection: smtplib.SMTP, data: bytes) -> None:
+    """``connection.send(data)`` (the same errors), without a poll() first when the socket
+    can take the data at once (``shared/socket_write.py``)."""
+    if not connection.sock:
+        raise smtplib.SMTPServerDisconnected("please run connect() first")
+    try:
+        send_all(connection.sock, data)
+    except OSError:
+        connection.close()
+        raise smtplib.SMTPServerDisconnected("Server not connected") from None
 
 
 def _end_transaction(connection: smtplib.SMTP, codes: list[int]) -> None:

@@ -25,6 +25,7 @@ from mailfleet.worker.smtp.pipelining import (
     commands,
     read_accepted,
     read_opening,
+    send,
     write_message,
 )
 from mailfleet.worker.smtp.replies import SmtpReply
@@ -200,7 +201,7 @@ class SmtpTransport:
         sender, recipients = envelope.sender, envelope.recipients
         if not can_pipeline(connection, sender, recipients):
             return connection.sendmail(sender, recipients, envelope.data)
-        connection.send(commands(sender, recipients))
+        send(connection, commands(sender, recipients))
         opened = read_opening(connection, sender, recipients)
         return self._finish(connection, relay, envelope, (envelope, opened), then)
 
