@@ -269,6 +269,18 @@ class TestFinishLease:
         assert [(rig.buckets(FAST), Lane.TRANSACTIONAL)] * 3 == requests
         assert 2 == rig.waited
 
+    def test_a_refused_group_of_a_big_batch_takes_no_more_than_8_one_by_one(self) -> None:
+        """A limit that binds: 64 bulk jobs must not hoard the bucket while transactional
+        mail waits for it; those past the 8th take their tokens on their turn."""
+        rig = Rig()
+        jobs = asked(*(make_job(number) for number in range(1, 65)))
+        plan = rig.admission.plan_lease(jobs)
+        granted = rig.admission.finish_lease(jobs, plan, [raw_grant(False, 10_000, 1)])
+
+        [requests] = rig.limiter.takes_many
+        assert 8 == len(requests)
+        assert [True] * 8 + [False] * 56 == granted
+
     def test_a_refused_job_alone_in_its_group_waits_for_its_turn(self) -> None:
         rig = Rig()
         jobs = asked(FAST, SLOW)

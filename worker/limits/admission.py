@@ -31,6 +31,7 @@ from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.redis_gate import RedisGate
 
 log = structlog.get_logger("mailfleet.worker")
+_MAX_LEASED_ONE_BY_ONE = 8
 
 
 @dataclass
@@ -142,6 +143,10 @@ class Admission:
                     self._granted(jobs[index][0], answer, 0.0)
             elif len(indexes) > 1:
                 alone += [(buckets, index) for index in indexes]
+        # A limit that binds: a batch takes no more tokens ahead than a batch of 8 did, so
+        # that 64 bulk jobs do not hoard the bucket while transactional mail waits for it
+        # (the rest take theirs on their turn, and step aside for transactional mail then).
+        alone = alone[:_MAX_LEASED_ONE_BY_ONE]
         if not alone:
             return granted
         try:
