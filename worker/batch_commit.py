@@ -111,18 +111,25 @@ class WriteAheadLedger:
 
     def forget_inflight(self, key: str, recipients: list[str]) -> None:
         """Drop in-flight marks (``worker/inflight.py``) of a delivery handed back unsent,
-        written like a sent mark: now, its reply read at the flush. Not written (Redis
-        away) it only makes the next delivery ambiguous, which errs on the safe side."""
+        written like a sent mark: now, behind anything queued (a mark queued for the same
+        delivery must not land after its removal), its reply read at the flush. Not written
+        (Redis away) it only makes the next delivery ambiguous, which errs on the safe side."""
+        self._queued.append(("HDEL", key, *recipients))
         try:
-            with redis_errors("cannot drop the in-flight marks"):
-                connection = self._connection or self._connect()
-                connection.send_packed_command(
-                    connection.pack_commands([("HDEL", key, *recipients)]), check_health=False
-                )
+            self._write([], "cannot drop the in-flight marks")
         except RedisUnavailable:
-            self._discard()
             return
-        self._unread += 1
+
+    def send_queued(self) -> None:
+        """Write the queued commands now (no-op when none): the in-flight marks must be in
+        Redis before their email's data leaves. Not written (Redis away), they only leave
+        that email unmarked, which errs toward sending it again after a crash."""
+        if not self._queued:
+            return
+        try:
+            self._write([], "cannot write the in-flight marks")
+        except RedisUnavailable as exc:
+            log.warning("inflight_mark_failed", error=str(exc))
 
     def flush(self) -> None:
         """Read the replies of every mark written since the last flush. A failure is logged,

@@ -53,10 +53,12 @@ class Dispatcher:
         then: NextOnRelay | None = None,
         drawn: Relay | None = None,
         leased: bool = False,
+        before_send: Callable[[], None] | None = None,
     ) -> SendResult | GiveBack | OverBudget:
         """The relay's replies, or why the delivery goes back unsent. ``drawn`` is
         this envelope's relay if it was drawn already, when the one before it was sent;
-        ``leased``: its tokens were taken ahead, with its batch's (see :meth:`lease`)."""
+        ``leased``: its tokens were taken ahead, with its batch's (see :meth:`lease`);
+        ``before_send`` runs right before the envelope's data goes to a relay."""
         tried: list[Relay] = []
         result: SendResult | None = None
         chained_on = transport.opened(envelope)
@@ -76,6 +78,8 @@ class Dispatcher:
                 relay = chosen
             leased = False  # a second relay's try takes tokens of its own
             try:
+                if before_send is not None:
+                    before_send()
                 following = self._look_ahead(then, relay)
                 result = transport.send(envelope, relay, following)
             except BaseException:

@@ -1,15 +1,19 @@
 """Sends whose outcome is unknown (RFC 1047): a worker that dies after the relay stored a
 message but before it recorded the 250 leaves a job that is redelivered and sent again.
 
-Before a batch is sent, the worker leaves an *in-flight mark* per (job, recipient), in the
-Redis round trip that already reads the batch's recipients (one more script in the same
-pipeline, no round trip of its own). A mark names the attempt (replay round and attempt
-number) and the delivery that made it. When a later delivery of the *same* attempt finds a
-mark made by another delivery and the recipient has no sent mark, the earlier one may have
-reached the relay: the recipient is ambiguous. ``MAILFLEET_AMBIGUOUS`` says per lane what
-then happens: ``resend`` sends again, ``hold`` dead-letters it as ``ambiguous``. A retry
-(a new attempt) or the same delivery parked and taken again is never ambiguous; a delivery
-handed back unsent drops its marks first (see :meth:`InFlightMarks.release`).
+Just before an email's SMTP data goes out, the worker leaves an *in-flight mark* per
+(job, recipient), written like a sent mark, without waiting for the reply (with a chained
+email, in the same write as the sent mark of the one before it: no system call of its
+own). A mark names the attempt (replay round and attempt number) and the delivery that
+made it. The Redis round trip that reads a batch's recipients also reads the marks earlier
+deliveries left (one more script in the same pipeline). When a later delivery of the *same*
+attempt finds a mark made by another delivery and the recipient has no sent mark, the
+earlier one may have reached the relay: the recipient is ambiguous. So at most one email
+per sender thread is ambiguous after a crash, the one whose data was on its way.
+``MAILFLEET_AMBIGUOUS`` says per lane what then happens: ``resend`` sends again, ``hold``
+dead-letters it as ``ambiguous``. A retry (a new attempt) or the same delivery parked and
+taken again is never ambiguous; a delivery handed back unsent drops its marks first (see
+:meth:`InFlightMarks.release`).
 """
 
 from __future__ import annotations
@@ -47,6 +51,10 @@ def inflight_key(names: Names, job_id: str) -> str:
 
 class Forgetter(Protocol):
     def forget_inflight(self, key: str, recipients: list[str]) -> None: ...
+
+    def queue(self, commands: list[tuple[str | int, ...]]) -> None: ...
+
+    def send_queued(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -117,6 +125,21 @@ class InFlightMarks:
                     earlier[rcpt] = mark.at
             lost.append(earlier)
         return lost
+
+    def leave(self, delivery: Delivery, job: EmailJob, recipients: list[str]) -> None:
+        """Queue the marks of ``delivery``'s send to ``recipients``: they go out with the
+        next write of the sender's ledger connection (see :meth:`write_queued`)."""
+        if not recipients:
+            return
+        mark = f"{attempt_round(delivery)}|{self._identity(delivery)}|{time.time():.3f}"
+        key = inflight_key(self._names, job.id)
+        fields = [part for rcpt in recipients for part in (rcpt, mark)]
+        self._writer.queue([("HSET", key, *fields), ("PEXPIRE", key, int(MARK_TTL * 1000))])
+
+    def write_queued(self) -> None:
+        """Write what is queued now, before the email's data goes out: a mark written after
+        the data could miss a crash in between."""
+        self._writer.send_queued()
 
     def release(self, job: EmailJob, recipients: list[str]) -> None:
         """This delivery goes back unsent: its marks must not make the next one ambiguous."""

@@ -248,7 +248,24 @@ class Pipeline:
         delivery, job = batch.jobs[following]
         leased = following in batch.leased
         chained = self._dispatcher.may_follow(delivery, job, envelope, relay, leased=leased)
-        return envelope if chained else None
+        if not chained:
+            return None
+        self._leave_marks(batch, following, envelope)  # they go out with this one's sent mark
+        return envelope
+
+    def _leave_marks(self, batch: _Batch, index: int, envelope: Envelope) -> None:
+        """Queue job ``index``'s in-flight marks, once (``worker/inflight.py``)."""
+        if self._inflight is None or index in batch.marked:
+            return
+        batch.marked.add(index)
+        self._inflight.leave(batch.jobs[index][0], batch.jobs[index][1], envelope.recipients)
+
+    def _before_send(self, batch: _Batch, index: int, envelope: Envelope) -> None:
+        """Right before the email's data goes out: its in-flight marks are in Redis."""
+        if self._inflight is None:
+            return
+        self._leave_marks(batch, index, envelope)
+        self._inflight.write_queued()
 
     def _send(self, batch: _Batch, index: int, transport: Transport) -> None:
         started = time.monotonic()
@@ -265,6 +282,7 @@ class Pipeline:
             then=lambda relay: self._next_on(batch, index, relay, transport),
             drawn=batch.drawn.pop(index, None),
             leased=index in batch.leased,
+            before_send=lambda: self._before_send(batch, index, envelope),
         )
         if isinstance(result, GiveBack):
             if result is GiveBack.STOPPING:
@@ -293,6 +311,7 @@ class _Batch:
     leased: set[int] = field(default_factory=set)  # jobs whose tokens were taken ahead
     sent: dict[str, set[str]] = field(default_factory=dict)  # job id -> accepted here
     lost: list[dict[str, float]] = field(default_factory=list)  # marks of earlier deliveries
+    marked: set[int] = field(default_factory=set)  # jobs whose in-flight marks are queued
 
     def has_twins(self, index: int) -> bool:
         return index in self.twins
