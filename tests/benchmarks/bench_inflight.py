@@ -5,10 +5,12 @@ Run from the repository root (Redis on localhost)::
     .venv/bin/python tests/benchmarks/bench_inflight.py [--batches 3000] [--batch 8]
 
 The worker reads a batch's recipients in one pipelined call (``RecipientFilter.split_with``);
-with the marks on, one more script rides in that call. This times the call both ways, on
-fresh job ids each time (so every mark is a write), alternating the two to share the
-machine's noise, and prints wall and CPU microseconds per batch and per message. Its keys
-live under a namespace of its own (``bench-inflight-<hex>``), removed at the end.
+with the marks on, one more script rides in that call and reads the marks earlier
+deliveries left (each email's own marks are written later, just before its data, in the
+ledger's writes). This times the call both ways, on fresh job ids each time, alternating
+the two to share the machine's noise, and prints wall and CPU microseconds per batch and
+per message. Its keys live under a namespace of its own (``bench-inflight-<hex>``), removed
+at the end.
 """
 
 from __future__ import annotations
