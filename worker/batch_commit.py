@@ -115,10 +115,7 @@ class WriteAheadLedger:
         delivery must not land after its removal), its reply read at the flush. Not written
         (Redis away) it only makes the next delivery ambiguous, which errs on the safe side."""
         self._queued.append(("HDEL", key, *recipients))
-        try:
-            self._write([], "cannot drop the in-flight marks")
-        except RedisUnavailable:
-            return
+        self.send_queued()
 
     def send_queued(self) -> None:
         """Write the queued commands now (no-op when none): the in-flight marks must be in
@@ -129,7 +126,7 @@ class WriteAheadLedger:
         try:
             self._write([], "cannot write the in-flight marks")
         except RedisUnavailable as exc:
-            log.warning("inflight_mark_failed", error=str(exc))
+            log.warning("inflight_marks_not_written", error=str(exc))
 
     def flush(self) -> None:
         """Read the replies of every mark written since the last flush. A failure is logged,

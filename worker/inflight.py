@@ -96,12 +96,12 @@ class InFlightMarks:
     def call(
         self, batch: Sequence[tuple[Delivery, EmailJob]], per_job: Sequence[list[str]]
     ) -> ScriptCall:
-        """The script call that reads and leaves the batch's marks (for ``run_together``)."""
+        """The script call that reads the marks earlier deliveries left for the batch's
+        recipients (for ``run_together``)."""
         keys = [inflight_key(self._names, job.id) for _, job in batch]
-        args: list[str | int] = [int(MARK_TTL * 1000), f"{time.time():.3f}"]
-        for (delivery, _), recipients in zip(batch, per_job, strict=True):
-            args += [attempt_round(delivery), self._identity(delivery), len(recipients)]
-            args += recipients
+        args: list[str | int] = []
+        for recipients in per_job:
+            args += [len(recipients), *recipients]
         return ScriptCall(self._script, keys, args)
 
     def lost_attempts(

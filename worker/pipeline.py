@@ -1,8 +1,7 @@
-"""The thin per-message loop: decode → wait for not_before and the send window → render its
-template → dedupe and suppress → take
-rate-limit tokens → send → settle. Each step is a small collaborator; this only orders them.
-A sender hands in a batch of deliveries; the dedupe and suppression read is one Redis call
-for all of them.
+"""The thin per-message loop: screen (decode, not_before and the send window, the template:
+``screen.py``) → dedupe and suppress → take rate-limit tokens → send → settle. Each step
+is a small collaborator; this only orders them. A sender hands in a batch of deliveries;
+the dedupe and suppression read is one Redis call for all of them.
 """
 
 from __future__ import annotations
@@ -11,14 +10,13 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import structlog
 
 from mailfleet.shared.addresses import domain_of
 from mailfleet.shared.complaint_guard import ComplaintGuard
-from mailfleet.shared.errors import BrokerBlocked, InvalidJobError, RenderError
-from mailfleet.shared.job import EmailJob, JobLimits, Lane, parse_message
+from mailfleet.shared.errors import BrokerBlocked
+from mailfleet.shared.job import EmailJob, JobLimits, Lane
 from mailfleet.shared.recipients import RecipientFilter, Recipients, wanted
 from mailfleet.shared.relays import Relay
 from mailfleet.worker.broker.pushback import Pushback
@@ -30,19 +28,15 @@ from mailfleet.worker.metrics import WorkerMetrics
 from mailfleet.worker.mime.build import build_message
 from mailfleet.worker.mime.finish import Finisher
 from mailfleet.worker.paused import PausedSenders
-from mailfleet.worker.personalise import Personaliser, Stopping
+from mailfleet.worker.personalise import Personaliser
 from mailfleet.worker.redis_gate import RedisGate
 from mailfleet.worker.retry import RetryPolicy
+from mailfleet.worker.screen import Screen
 from mailfleet.worker.send_time import SendTime
 from mailfleet.worker.settle import Settler
 from mailfleet.worker.smtp.transport import Envelope, Transport
 
 log = structlog.get_logger("mailfleet.worker")
-
-
-def decode(delivery: Delivery, limits: JobLimits) -> EmailJob:
-    """The job in ``delivery``; :class:`InvalidJobError` if it is not a valid v1 job."""
-    return parse_message(delivery.body, delivery.properties.type, limits)
 
 
 class Pipeline:
@@ -72,22 +66,25 @@ class Pipeline:
         self._pushback = pushback
         self._inflight = inflight
         self._ambiguity = ambiguity or {}
-        self._limits = limits
-        self._retry = retry
         self._recipients = recipients
         self._dispatcher = dispatcher
         self._settler = settler
         self._gate = gate
         self._metrics = metrics
         self._finisher = finisher
-        self._send_time = send_time or SendTime()
-        self._personaliser = personaliser
+        self._screen = Screen(
+            limits=limits,
+            retry=retry,
+            settler=settler,
+            send_time=send_time or SendTime(),
+            personaliser=personaliser,
+        )
 
     def handle_batch(self, deliveries: list[Delivery], transport: Transport) -> None:
         """Handle deliveries taken together: one Redis round trip reads every job's
         recipients (and takes their tokens), then each is sent in turn. Each ends settled
         (acked, requeued, retried or dead-lettered) or parked in the inbox again."""
-        jobs = [(delivery, job) for delivery in deliveries if (job := self._screen(delivery))]
+        jobs = [(delivery, job) for delivery in deliveries if (job := self._screen.job(delivery))]
         if not jobs:
             return
         per_job = [wanted(delivery, job) for delivery, job in jobs]
@@ -138,42 +135,6 @@ class Pipeline:
             except Exception:
                 log.exception("job_failed_unexpectedly", job_id=job.id)
                 self._give_back(batch, index)
-
-    def _screen(self, delivery: Delivery) -> EmailJob | None:
-        """The job, or None once settled here: crashed too often, invalid, or not yet due."""
-        try:
-            if self._retry.crashed_out(delivery.delivery_count):
-                self._settler.crashed(delivery)
-                return None
-            try:
-                job = decode(delivery, self._limits)
-            except InvalidJobError as exc:
-                self._settler.invalid(delivery, str(exc))
-                return None
-            wait = self._send_time.wait(job, datetime.now(UTC))
-            if wait > 0:
-                self._settler.defer(delivery, job, wait)
-                return None
-            if job.template is not None:
-                return self._personalised(delivery, job)
-        except Exception:
-            log.exception("job_failed_unexpectedly", job_id=delivery.properties.message_id)
-            self._settler.requeue(delivery)
-            return None
-        return job
-
-    def _personalised(self, delivery: Delivery, job: EmailJob) -> EmailJob | None:
-        """The job with its template rendered, or None once dead-lettered (it does not
-        render) or requeued (stopping while Redis is away)."""
-        try:
-            if self._personaliser is None:
-                raise RenderError(job.template.label() if job.template else "", "no renderer")
-            return self._personaliser.apply(job)
-        except RenderError as exc:
-            self._settler.invalid(delivery, str(exc), job)
-        except Stopping:
-            self._settler.requeue(delivery)
-        return None
 
     def _envelope(self, batch: _Batch, index: int) -> Envelope | None:
         """The envelope of the batch's job ``index``, built once; None once it is settled

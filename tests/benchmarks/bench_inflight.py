@@ -44,6 +44,12 @@ class _NoWrites:
     def forget_inflight(self, key: str, recipients: list[str]) -> None:
         return None
 
+    def queue(self, commands: list[tuple[str | int, ...]]) -> None:
+        return None
+
+    def send_queued(self) -> None:
+        return None
+
 
 def _batch(size: int) -> list[tuple[Any, EmailJob]]:
     return [
